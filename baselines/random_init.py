@@ -1,0 +1,23 @@
+"""The random-init reference, written to a real safetensors file.
+
+Materialising it means it is hashed and loaded through exactly the path a submitted
+checkpoint takes, instead of being a special case in the evaluation code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from benchmark.models import create_backbone, save_backbone
+from benchmark.specs import CheckpointSpec
+
+from . import RANDOM_INIT_SEED
+
+
+def materialize(spec: CheckpointSpec, checkpoint_dir: Path) -> Path:
+    path = checkpoint_dir / f"{spec.name}-{spec.arch}-seed{RANDOM_INIT_SEED}.safetensors"
+    if not path.exists():
+        torch.manual_seed(RANDOM_INIT_SEED)
+        save_backbone(create_backbone(spec.arch, spec.input.channels), path)
+    return path

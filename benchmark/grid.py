@@ -1,0 +1,48 @@
+"""The job grid: checkpoints x tasks x protocols x data scales x seeds.
+
+A job id is a readable prefix plus a hash of everything that defines the job, so the
+same job always lands in the same result file (which is how an interrupted run
+resumes) and a re-submitted checkpoint with different bytes never collides.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+from .hashing import canonical_hash
+
+
+@dataclass(frozen=True, order=True)
+class Job:
+    checkpoint: str
+    checkpoint_sha256: str
+    task: str
+    task_version: str
+    protocol: str
+    protocol_version: str
+    scale: float
+    seed: int
+    profile: str
+
+    @property
+    def job_id(self) -> str:
+        digest = canonical_hash(asdict(self))[:12]
+        return f"{self.task}--{self.protocol}--{self.checkpoint}--s{self.scale:g}--seed{self.seed}--{digest}"
+
+    def as_dict(self) -> dict:
+        return {"job_id": self.job_id, **asdict(self)}
+
+
+def expand(checkpoints: Iterable[tuple[str, str]], tasks: Iterable[tuple[str, str, list[float]]],
+           protocols: Iterable[tuple[str, str]], seeds: Iterable[int], profile: str) -> list[Job]:
+    """``checkpoints`` are (name, sha256); ``tasks`` are (name, version, scales); ``protocols`` (name, version)."""
+    checkpoints, tasks, protocols, seeds = list(checkpoints), list(tasks), list(protocols), list(seeds)
+    jobs = [
+        Job(ck, sha, task, version, proto, proto_version, float(scale), int(seed), profile)
+        for ck, sha in checkpoints
+        for task, version, scales in tasks
+        for proto, proto_version in protocols
+        for scale in scales
+        for seed in seeds
+    ]
+    return sorted(set(jobs))

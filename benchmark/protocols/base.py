@@ -1,0 +1,39 @@
+"""What a protocol receives (a job's context) and returns (an outcome)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..slices import SliceSet
+from ..specs import CheckpointSpec, TaskSpec
+
+
+@dataclass
+class JobContext:
+    task: TaskSpec
+    checkpoint: CheckpointSpec
+    slices: SliceSet
+    train: np.ndarray  # row indices into ``slices``
+    val: np.ndarray
+    test: np.ndarray
+    seed: int
+    features: Callable[[], np.ndarray]  # cached frozen-backbone features, computed on first call
+
+
+@dataclass
+class Outcome:
+    metrics: dict[str, float]
+    hyperparameters: dict
+    probabilities: np.ndarray  # test-set predictions, rows aligned with JobContext.test
+    notes: dict = field(default_factory=dict)
+
+
+class Protocol:
+    name: str
+    version: str
+    uses_features: bool = False
+
+    def run(self, ctx: JobContext) -> Outcome:
+        raise NotImplementedError

@@ -1,0 +1,80 @@
+"""``linear``: logistic regression on cached frozen features, regularisation tuned in-budget.
+
+The C sweep runs on the validation patients carved out of the label budget, then the
+head is refit on the whole budget (train + val) with the chosen C, as CLIP_benchmark's
+probe does; the sweep and the choice are recorded.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ..errors import JobError
+from ..metrics import compute
+from .base import JobContext, Outcome, Protocol
+
+C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
+
+
+class LinearProbe(Protocol):
+    name = "linear"
+    version = "1"
+    uses_features = True
+
+    def run(self, ctx: JobContext) -> Outcome:
+        if ctx.task.kind != "classification":
+            raise JobError(f"protocol linear does not support {ctx.task.kind} task {ctx.task.name} yet")
+        features, labels = ctx.features(), ctx.slices.labels
+        n_classes = len(ctx.task.class_names)
+        _require_two_classes(labels[ctx.train], ctx)
+        sweep = {c: self._score(self._fit(features[ctx.train], labels[ctx.train], c, ctx.seed),
+                                features[ctx.val], labels[ctx.val], n_classes, ctx) for c in C_GRID}
+        best_c = _best(sweep, ctx.task.higher_is_better)
+        fit_rows = np.concatenate([ctx.train, ctx.val])
+        head = self._fit(features[fit_rows], labels[fit_rows], best_c, ctx.seed)
+        prob = _full_proba(head, features[ctx.test], n_classes)
+        return Outcome(
+            metrics=compute(ctx.task.metrics, labels[ctx.test], prob),
+            hyperparameters={"C": best_c, "selection": "val:" + ctx.task.main_metric, "refit": "train+val",
+                             "sweep": {f"{c:g}": s for c, s in sweep.items()}, "solver": "lbfgs",
+                             "standardize": True},
+            probabilities=prob,
+        )
+
+    @staticmethod
+    def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return model.fit(x, y)
+
+    @staticmethod
+    def _score(model, x: np.ndarray, y: np.ndarray, n_classes: int, ctx: JobContext) -> float:
+        return compute([ctx.task.main_metric], y, _full_proba(model, x, n_classes))[ctx.task.main_metric]
+
+
+def _full_proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """Columns for every class, also those absent from a small training budget."""
+    prob = np.zeros((len(x), n_classes))
+    prob[:, model.classes_] = model.predict_proba(x)
+    return prob
+
+
+def _best(sweep: dict[float, float], higher_is_better: bool) -> float:
+    """Ties go to the strongest regularisation (smallest C); NaN scores never win."""
+    finite = {c: s for c, s in sweep.items() if np.isfinite(s)}
+    if not finite:
+        return 1.0
+    sign = 1 if higher_is_better else -1
+    return max(sorted(finite), key=lambda c: sign * finite[c])
+
+
+def _require_two_classes(y: np.ndarray, ctx: JobContext) -> None:
+    if len(np.unique(y)) < 2:
+        raise JobError(f"the training budget of task {ctx.task.name} holds a single class; "
+                       "use a larger data scale")

@@ -1,0 +1,1 @@
+"""Readers for the real on-disk formats: DICOM (pydicom) and NIfTI (nibabel)."""

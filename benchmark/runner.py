@@ -1,0 +1,210 @@
+"""Run the grid: for each task, prepare its slices and split once; for each checkpoint,
+extract features once; then run every pending scale x seed job and store its result.
+
+Jobs whose result file exists are skipped before any data is touched, so a finished
+grid reruns in seconds and an interrupted one resumes.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoints as checkpoint_files
+from . import features as feature_cache
+from . import provenance
+from .errors import CTBenchError, JobError
+from .grid import Job, expand
+from .models import load_backbone
+from .plugins import checkpoint_registry, task_registry
+from .profiles import PROFILES, ProfileSettings
+from .protocols import PROTOCOLS, JobContext, Protocol
+from .slices import SliceSet, load_slices
+from .specs import CheckpointSpec, RunSpec
+from .splits import Manifest, indices_for, make_budget, make_split
+from .store import ResultStore
+from .task import Task, resolve_data_root
+from .workdir import Workdir
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TaskData:
+    task: Task
+    root: Path
+    slices: SliceSet
+    split: Manifest
+    test: np.ndarray
+
+
+@dataclass
+class RunSummary:
+    jobs: list[Job]
+    skipped: list[Job] = field(default_factory=list)
+    done: list[Job] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # job id -> one-line error
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise CTBenchError("--device cuda was given, but no CUDA device is visible")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def plan(spec: RunSpec, workdir: Workdir) -> tuple[list[Job], dict[str, CheckpointSpec]]:
+    """The full grid, with every checkpoint resolved to a hashed file (ids depend on the hash)."""
+    tasks = [task_registry().get(name) for name in spec.tasks]
+    checkpoints = {name: checkpoint_files.resolve(checkpoint_registry().get(name), workdir.checkpoints)
+                   for name in spec.checkpoints}
+    protocols = [PROTOCOLS.get(name) for name in spec.protocols]
+    jobs = expand(
+        [(c.name, c.sha256) for c in checkpoints.values()],
+        [(t.spec.name, t.spec.version, spec.scales or t.spec.default_scales) for t in tasks],
+        [(p.name, p.version) for p in protocols],
+        spec.seeds,
+        spec.profile,
+    )
+    return jobs, checkpoints
+
+
+def run(spec: RunSpec, workdir: Workdir, log: Log = print) -> RunSummary:
+    jobs, checkpoints = plan(spec, workdir)
+    store = ResultStore(workdir.results)
+    summary = RunSummary(jobs=jobs)
+    summary.skipped = [j for j in jobs if store.is_done(j)]
+    pending = [j for j in jobs if not store.is_done(j)]
+    log(f"{len(jobs)} jobs in the grid: {len(summary.skipped)} already done, {len(pending)} to run")
+    if not pending:
+        return summary
+    device, profile = pick_device(spec.device), PROFILES[spec.profile]
+    progress = tqdm(total=len(pending), desc="jobs", unit="job")
+    for task_name, task_jobs in groupby(sorted(pending, key=lambda j: j.task), key=lambda j: j.task):
+        data = prepare_task(task_registry().get(task_name), spec, workdir, profile)
+        for ck_name, ck_jobs in groupby(sorted(task_jobs, key=lambda j: j.checkpoint), key=lambda j: j.checkpoint):
+            features = _lazy_features(checkpoints[ck_name], data, workdir, device, profile)
+            for job in ck_jobs:
+                _run_one(job, spec, data, checkpoints[ck_name], features, store, device, profile, summary)
+                progress.update(1)
+    progress.close()
+    return summary
+
+
+def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSettings) -> TaskData:
+    root = resolve_data_root(task, spec.data_roots, workdir.data)
+    fingerprint = task.fingerprint(root)
+    prep = profile.preprocessing(task.spec.preprocessing)
+    slices = load_slices(task, root, prep, workdir.slices, fingerprint)
+    split_path = workdir.splits / f"{task.spec.name}@{task.spec.version}" / fingerprint[:16] / "split.json"
+    split = make_split(task.spec.name, task.spec.version, fingerprint, slices.patient_ids, slices.labels, split_path)
+    return TaskData(task, root, slices, split, indices_for(slices.patient_ids, split.payload["test_patients"]))
+
+
+def _lazy_features(checkpoint: CheckpointSpec, data: TaskData, workdir: Workdir, device: torch.device,
+                   profile: ProfileSettings) -> Callable[[], np.ndarray]:
+    """Features are computed on first use, so protocols that train end to end never pay for them."""
+    memo: list[np.ndarray] = []
+    prep = profile.preprocessing(data.task.spec.preprocessing)
+    key = feature_cache.feature_cache_key(checkpoint.sha256, data.task.spec.name, data.task.spec.version,
+                                          data.split.sha256, prep)
+    path = workdir.features / f"{key}.npz"
+
+    def get() -> np.ndarray:
+        if not memo:
+            memo.append(feature_cache.cached_features(path, data.slices, lambda: feature_cache.extract(
+                load_backbone(checkpoint), data.slices, checkpoint, device, profile.batch_size)))
+        return memo[0]
+
+    get.cache_key = key  # type: ignore[attr-defined]
+    return get
+
+
+def _run_one(job: Job, spec: RunSpec, data: TaskData, checkpoint: CheckpointSpec, features, store: ResultStore,
+             device: torch.device, profile: ProfileSettings, summary: RunSummary) -> None:
+    started = time.perf_counter()
+    try:
+        budget = _budget(job, data, spec)
+        ctx = JobContext(task=data.task.spec, checkpoint=checkpoint, slices=data.slices,
+                         train=indices_for(data.slices.patient_ids, budget.payload["train_patients"]),
+                         val=indices_for(data.slices.patient_ids, budget.payload["val_patients"]),
+                         test=data.test, seed=job.seed, features=features)
+        seed_everything(job.seed)
+        protocol: Protocol = PROTOCOLS.get(job.protocol)
+        outcome = protocol.run(ctx)
+    except CTBenchError as exc:
+        summary.failed[job.job_id] = str(exc)
+        return
+    result = _result_payload(job, spec, data, checkpoint, budget, ctx, outcome, protocol, features, device, profile,
+                             wall_time=time.perf_counter() - started)
+    store.write(job, result, {
+        "case_ids": data.slices.case_ids[ctx.test],
+        "patient_ids": data.slices.patient_ids[ctx.test],
+        "y_true": data.slices.labels[ctx.test],
+        "probabilities": outcome.probabilities.astype(np.float32),
+    })
+    summary.done.append(job)
+
+
+def _budget(job: Job, data: TaskData, spec: RunSpec) -> Manifest:
+    folder = data.split.path.parent / f"seed{job.seed}"
+    return make_budget(data.split, job.seed, job.scale, data.slices.patient_ids, folder / f"scale-{job.scale:g}.json")
+
+
+def _result_payload(job: Job, spec: RunSpec, data: TaskData, checkpoint: CheckpointSpec, budget: Manifest,
+                    ctx: JobContext, outcome, protocol: Protocol, features, device: torch.device,
+                    profile: ProfileSettings, wall_time: float) -> dict:
+    task = data.task.spec
+    return {
+        "job": job.as_dict(),
+        "run_spec": spec.model_dump(mode="json"),
+        "task": task.model_dump(mode="json"),
+        "checkpoint": checkpoint.model_dump(mode="json"),
+        "protocol": {"name": protocol.name, "version": protocol.version},
+        "main_metric": {"name": task.main_metric, "value": outcome.metrics[task.main_metric],
+                        "higher_is_better": task.higher_is_better},
+        "metrics": outcome.metrics,
+        "hyperparameters": outcome.hyperparameters,
+        "counts": {
+            "train_cases": int(len(ctx.train)), "val_cases": int(len(ctx.val)), "test_cases": int(len(ctx.test)),
+            "train_patients": int(len(budget.payload["train_patients"])),
+            "val_patients": int(len(budget.payload["val_patients"])),
+            "test_patients": int(data.split.payload["counts"]["test_patients"]),
+        },
+        "splits": {
+            "split_sha256": data.split.sha256, "budget_sha256": budget.sha256,
+            "split_manifest": str(data.split.path), "budget_manifest": str(budget.path),
+            "budget_floored": budget.payload["floored"],
+        },
+        "preprocessing": profile.preprocessing(task.preprocessing).model_dump(mode="json"),
+        "feature_cache_key": getattr(features, "cache_key", None) if protocol.uses_features else None,
+        "predictions_file": f"{job.job_id}.predictions.npz",
+        "provenance": {
+            **provenance.collect(device, precision="fp32", batch_size=profile.batch_size),
+            "checkpoint_sha256": checkpoint.sha256,
+            "task_version": task.version,
+            "split_sha256": data.split.sha256,
+            "data_root": str(data.root),
+            "wall_time_s": round(wall_time, 3),
+        },
+    }
+
+
+def require_success(summary: RunSummary) -> None:
+    if summary.failed:
+        first_id, first_error = next(iter(summary.failed.items()))
+        raise JobError(f"{len(summary.failed)} job(s) failed; first: {first_id}: {first_error}")

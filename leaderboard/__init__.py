@@ -1,0 +1,1 @@
+"""Aggregation, statistics and the static HTML report built from stored results."""
