@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, ConfigError, CTBenchError
+from pydantic import ValidationError
+
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, CTBenchError
 from .workdir import DEFAULT_WORKDIR, ENV_VAR, Workdir
 
 
@@ -166,6 +168,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"ctbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ValidationError as exc:
+        if args.debug:
+            raise
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        print(f"ctbench: error: invalid {exc.title} {where}: {first['msg']}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         if args.debug:
             raise

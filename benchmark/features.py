@@ -20,9 +20,11 @@ from .hashing import canonical_hash
 from .specs import CheckpointSpec, Preprocessing
 
 
-def feature_cache_key(checkpoint_sha: str, task: str, task_version: str, split_sha: str,
+def feature_cache_key(checkpoint: CheckpointSpec, task: str, task_version: str, split_sha: str,
                       prep: Preprocessing) -> str:
-    return canonical_hash([checkpoint_sha, task, task_version, split_sha, prep.model_dump(mode="json")])[:24]
+    """The architecture and input convention are in the key too: they change the features of one file."""
+    return canonical_hash([checkpoint.sha256, checkpoint.arch, checkpoint.input.model_dump(mode="json"), task,
+                           task_version, split_sha, prep.model_dump(mode="json")])[:24]
 
 
 def to_model_input(batch: np.ndarray, spec: CheckpointSpec) -> torch.Tensor:

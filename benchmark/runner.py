@@ -120,7 +120,7 @@ def _lazy_features(checkpoint: CheckpointSpec, data: TaskData, workdir: Workdir,
     """Features are computed on first use, so protocols that train end to end never pay for them."""
     memo: list[np.ndarray] = []
     prep = profile.preprocessing(data.task.spec.preprocessing)
-    key = feature_cache.feature_cache_key(checkpoint.sha256, data.task.spec.name, data.task.spec.version,
+    key = feature_cache.feature_cache_key(checkpoint, data.task.spec.name, data.task.spec.version,
                                           data.split.sha256, prep)
     path = workdir.features / f"{key}.npz"
 

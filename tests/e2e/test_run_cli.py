@@ -1,0 +1,114 @@
+"""The CLI end to end on a tiny configuration, as a user would run it."""
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import run_cli
+
+TASK = "phantom-body-region"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_phantom, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("work")
+    args = ("run", "--workdir", str(workdir), "--device", "cpu", "--scales", "1,0.5", "--seeds", "42,1",
+            "--data", f"{TASK}={tiny_phantom / 'dicom'}")
+    first = run_cli(*args)
+    return workdir, args, first
+
+
+def results_of(workdir: Path) -> dict[str, dict]:
+    return {p.name: json.loads(p.read_text()) for p in sorted((workdir / "results").rglob("*.json"))}
+
+
+def test_run_writes_every_job_and_prints_the_html_path_last(finished_run):
+    workdir, _, first = finished_run
+    index = Path(first.stdout.strip().splitlines()[-1])
+    assert index == workdir / "site" / "index.html" and index.is_file()
+    html = index.read_text()
+    assert "random" in html and TASK in html
+    results = results_of(workdir)
+    assert len(results) == 1 * 1 * 2 * 2  # checkpoints x tasks x scales x seeds
+    assert {(r["job"]["scale"], r["job"]["seed"]) for r in results.values()} == {(1.0, 42), (1.0, 1), (0.5, 42),
+                                                                                 (0.5, 1)}
+
+
+def test_results_record_the_cases_actually_used_and_their_manifests(finished_run):
+    workdir, _, _ = finished_run
+    for result in results_of(workdir).values():
+        budget = json.loads(Path(result["splits"]["budget_manifest"]).read_text())
+        split = json.loads(Path(result["splits"]["split_manifest"]).read_text())
+        assert result["counts"]["train_cases"] == budget["counts"]["train_cases"] > 0
+        assert result["counts"]["val_cases"] == budget["counts"]["val_cases"] > 0
+        assert result["counts"]["test_cases"] == split["counts"]["test_cases"] > 0
+        assert budget["split_sha256"] == result["splits"]["split_sha256"]
+        prov = result["provenance"]
+        for key in ("ctbench_version", "git", "packages", "device", "precision", "batch_size", "checkpoint_sha256",
+                    "task_version", "split_sha256", "wall_time_s"):
+            assert key in prov
+        assert prov["checkpoint_sha256"] == result["job"]["checkpoint_sha256"]
+        assert 0 <= result["main_metric"]["value"] <= 1
+        assert "C" in result["hyperparameters"]
+
+
+def test_smaller_budgets_use_fewer_training_cases(finished_run):
+    workdir, _, _ = finished_run
+    used = {(r["job"]["scale"], r["job"]["seed"]): r["counts"]["train_cases"] + r["counts"]["val_cases"]
+            for r in results_of(workdir).values()}
+    assert used[(0.5, 42)] < used[(1.0, 42)]
+    assert used[(1.0, 42)] == used[(1.0, 1)]  # the whole pool, whatever the seed
+
+
+def test_csv_export_has_the_exact_header_and_one_row_per_job_and_metric(finished_run):
+    workdir, _, _ = finished_run
+    out = run_cli("results", "export", "--workdir", str(workdir), "--format", "csv").stdout
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["checkpoint", "task", "task_version", "protocol", "scale", "seed", "metric", "value"]
+    body = rows[1:]
+    assert len(body) == 4 * 3  # jobs x metrics (accuracy, balanced_accuracy, auc)
+    assert {r[5] for r in body} == {"42", "1"}
+    assert all(0 <= float(r[7]) <= 1 for r in body)
+
+
+def test_rerun_skips_finished_jobs_and_leaves_results_untouched(finished_run):
+    workdir, args, _ = finished_run
+    before = {p: p.read_bytes() for p in (workdir / "results").rglob("*.json")}
+    again = run_cli(*args)
+    assert "0 to run" in again.stderr
+    assert {p: p.read_bytes() for p in (workdir / "results").rglob("*.json")} == before
+
+
+def test_a_deleted_result_is_recomputed_with_the_same_numbers(finished_run):
+    workdir, args, _ = finished_run
+    victim = sorted((workdir / "results").rglob("*.json"))[0]
+    old = json.loads(victim.read_text())
+    victim.unlink()
+    again = run_cli(*args)
+    assert "1 to run" in again.stderr
+    new = json.loads(victim.read_text())
+    assert new["metrics"] == old["metrics"] and new["hyperparameters"] == old["hyperparameters"]
+
+
+def test_leaderboard_rebuild_is_byte_identical(finished_run):
+    workdir, _, _ = finished_run
+    site = workdir / "site"
+    run_cli("leaderboard", "build", "--workdir", str(workdir))
+    first = {p.name: p.read_bytes() for p in site.iterdir()}
+    run_cli("leaderboard", "build", "--workdir", str(workdir))
+    assert {p.name: p.read_bytes() for p in site.iterdir()} == first
+    assert set(first) == {"index.html", "leaderboard.csv", "leaderboard.json"}
+
+
+def test_a_missing_data_folder_is_one_line_and_exit_code_2(tmp_path):
+    proc = run_cli("run", "--workdir", str(tmp_path), "--data", f"{TASK}={tmp_path / 'nope'}", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("ctbench: error: ")
+    assert "nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_unknown_task_names_the_known_ones(tmp_path):
+    proc = run_cli("run", "--workdir", str(tmp_path), "--tasks", "nope", check=False)
+    assert proc.returncode == 2 and TASK in proc.stderr and "Traceback" not in proc.stderr

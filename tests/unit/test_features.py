@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+import torch
+
+from baselines import builtin_checkpoints
+from benchmark import checkpoints
+from benchmark.errors import DataError
+from benchmark.features import cached_features, extract, feature_cache_key, to_model_input
+from benchmark.models import load_backbone
+from benchmark.slices import SliceSet
+from benchmark.specs import InputConvention, Preprocessing
+
+
+@pytest.fixture(scope="module")
+def random_checkpoint(tmp_path_factory):
+    return checkpoints.resolve(builtin_checkpoints()[0], tmp_path_factory.mktemp("ck"))
+
+
+def slices(n=5):
+    rng = np.random.default_rng(0)
+    return SliceSet(rng.random((n, 3, 32, 32)).astype(np.float16), np.zeros(n, np.int64),
+                    np.asarray([f"p{i}" for i in range(n)]), np.asarray([f"c{i}" for i in range(n)]), "k")
+
+
+def test_random_init_is_a_reproducible_file(random_checkpoint, tmp_path):
+    again = checkpoints.resolve(builtin_checkpoints()[0], tmp_path)
+    assert again.sha256 == random_checkpoint.sha256
+    assert random_checkpoint.weights.suffix == ".safetensors"
+
+
+def test_features_are_deterministic_and_batch_size_independent(random_checkpoint):
+    model = load_backbone(random_checkpoint)
+    a = extract(model, slices(), random_checkpoint, torch.device("cpu"), batch_size=2)
+    b = extract(model, slices(), random_checkpoint, torch.device("cpu"), batch_size=5)
+    assert a.shape == (5, model.num_features)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_cache_key_covers_checkpoint_split_task_and_preprocessing(random_checkpoint):
+    prep = Preprocessing(size=32)
+    base = feature_cache_key(random_checkpoint, "t", "1", "s" * 64, prep)
+    assert base == feature_cache_key(random_checkpoint, "t", "1", "s" * 64, prep)
+    others = {
+        feature_cache_key(random_checkpoint.model_copy(update={"sha256": "0" * 64}), "t", "1", "s" * 64, prep),
+        feature_cache_key(random_checkpoint.model_copy(update={"input": InputConvention(mean=(0.5,) * 3)}),
+                          "t", "1", "s" * 64, prep),
+        feature_cache_key(random_checkpoint, "t", "2", "s" * 64, prep),
+        feature_cache_key(random_checkpoint, "t", "1", "x" * 64, prep),
+        feature_cache_key(random_checkpoint, "t", "1", "s" * 64, Preprocessing(size=64)),
+    }
+    assert base not in others and len(others) == 5
+
+
+def test_cache_is_computed_once_and_checks_row_order(tmp_path):
+    calls = []
+    s = slices()
+    compute = lambda: calls.append(1) or np.ones((5, 4), np.float32)  # noqa: E731
+    cached_features(tmp_path / "f.npz", s, compute)
+    cached_features(tmp_path / "f.npz", s, compute)
+    assert len(calls) == 1
+    shuffled = SliceSet(s.images, s.labels, s.patient_ids, s.case_ids[::-1], "k")
+    with pytest.raises(DataError, match="f.npz"):
+        cached_features(tmp_path / "f.npz", shuffled, compute)
+
+
+def test_one_channel_checkpoints_get_the_mean_of_the_window_channels(random_checkpoint):
+    one = random_checkpoint.model_copy(update={"input": InputConvention(channels=1, mean=(0.5,), std=(0.25,))})
+    x = to_model_input(np.full((2, 3, 4, 4), 0.75, np.float16), one)
+    assert x.shape == (2, 1, 4, 4)
+    torch.testing.assert_close(x, torch.ones(2, 1, 4, 4))
