@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from benchmark.models import create_backbone, save_backbone
 from benchmark.specs import CheckpointSpec
 
 from . import RANDOM_INIT_SEED
@@ -18,6 +15,10 @@ from . import RANDOM_INIT_SEED
 def materialize(spec: CheckpointSpec, checkpoint_dir: Path) -> Path:
     path = checkpoint_dir / f"{spec.name}-{spec.arch}-seed{RANDOM_INIT_SEED}.safetensors"
     if not path.exists():
+        import torch  # timm and torch are only needed the first time
+
+        from benchmark.models import create_backbone, save_backbone
+
         torch.manual_seed(RANDOM_INIT_SEED)
         save_backbone(create_backbone(spec.arch, spec.input.channels), path)
     return path

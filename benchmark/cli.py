@@ -6,6 +6,7 @@ the traceback for bug reports.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -175,6 +176,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         where = ".".join(str(part) for part in first["loc"])
         print(f"ctbench: error: invalid {exc.title} {where}: {first['msg']}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `ctbench results export | head` closed our stdout: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         if args.debug:
             raise

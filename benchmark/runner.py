@@ -11,27 +11,27 @@ import time
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from . import checkpoints as checkpoint_files
-from . import features as feature_cache
 from . import provenance
 from .errors import CTBenchError, JobError
 from .grid import Job, expand
-from .models import load_backbone
 from .plugins import checkpoint_registry, task_registry
 from .profiles import PROFILES, ProfileSettings
 from .protocols import PROTOCOLS, JobContext, Protocol
-from .slices import SliceSet, load_slices
 from .specs import CheckpointSpec, RunSpec
 from .splits import Manifest, indices_for, make_budget, make_split
 from .store import ResultStore
 from .task import Task, resolve_data_root
 from .workdir import Workdir
+
+if TYPE_CHECKING:
+    from .slices import SliceSet
 
 Log = Callable[[str], None]
 
@@ -40,7 +40,7 @@ Log = Callable[[str], None]
 class TaskData:
     task: Task
     root: Path
-    slices: SliceSet
+    slices: "SliceSet"
     split: Manifest
     test: np.ndarray
 
@@ -106,6 +106,8 @@ def run(spec: RunSpec, workdir: Workdir, log: Log = print) -> RunSummary:
 
 
 def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSettings) -> TaskData:
+    from .slices import load_slices  # MONAI takes seconds to import; a finished grid never needs it
+
     root = resolve_data_root(task, spec.data_roots, workdir.data)
     fingerprint = task.fingerprint(root)
     prep = profile.preprocessing(task.spec.preprocessing)
@@ -118,6 +120,9 @@ def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSe
 def _lazy_features(checkpoint: CheckpointSpec, data: TaskData, workdir: Workdir, device: torch.device,
                    profile: ProfileSettings) -> Callable[[], np.ndarray]:
     """Features are computed on first use, so protocols that train end to end never pay for them."""
+    from . import features as feature_cache
+    from .models import load_backbone
+
     memo: list[np.ndarray] = []
     prep = profile.preprocessing(data.task.spec.preprocessing)
     key = feature_cache.feature_cache_key(checkpoint, data.task.spec.name, data.task.spec.version,

@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..slices import SliceSet
 from ..specs import CheckpointSpec, TaskSpec
+
+if TYPE_CHECKING:  # importing slices pulls in MONAI, which a finished grid never needs
+    from ..slices import SliceSet
 
 
 @dataclass
 class JobContext:
     task: TaskSpec
     checkpoint: CheckpointSpec
-    slices: SliceSet
+    slices: "SliceSet"
     train: np.ndarray  # row indices into ``slices``
     val: np.ndarray
     test: np.ndarray

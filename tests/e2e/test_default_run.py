@@ -1,0 +1,26 @@
+"""`ctbench run` with no arguments: the embedded default, as a new user first meets it."""
+import os
+from pathlib import Path
+
+from benchmark.plugins import checkpoint_registry, task_registry
+from tests.cli_helpers import REPO, run_cli
+
+
+def test_default_run_covers_every_checkpoint_and_embedded_task_then_resumes(tmp_path):
+    env = {"CTBENCH_WORKDIR": str(tmp_path / "from-env")}
+    first = run_cli("run", env=env)
+    index = Path(first.stdout.strip().splitlines()[-1])
+    assert index == tmp_path / "from-env" / "site" / "index.html"
+    html = index.read_text()
+    embedded = [e.name for e in task_registry() if e.obj.spec.embedded]
+    assert embedded
+    for task in embedded:
+        assert f'data-task="{task}"' in html
+        for checkpoint in checkpoint_registry().names():
+            assert f"<tr><td>{checkpoint}</td>" in html
+    n_results = len(list((tmp_path / "from-env" / "results").rglob("*.json")))
+    assert n_results == len(embedded) * len(checkpoint_registry().names()) * 3 * 4  # 3 default scales, 4 seeds
+    again = run_cli("run", env=env)
+    assert f"{n_results} already done, 0 to run" in again.stderr
+    assert again.stdout.strip().splitlines()[-1] == str(index)
+    assert not os.path.exists(REPO / "ctbench-work")  # the env var, not the default, was used
