@@ -6,6 +6,7 @@ the traceback for bug reports.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -76,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     board = sub.add_parser("leaderboard", help="the static site").add_subparsers(dest="action", required=True)
     _add_workdir(board.add_parser("build", help="rebuild HTML, CSV and JSON from stored results"))
 
+    data = sub.add_parser("data", help="the embedded datasets").add_subparsers(dest="action", required=True)
+    demo = data.add_parser("demo", help="write the CT phantom (DICOM series, LiTS NIfTI, unlabeled corpus)")
+    demo.add_argument("--out", required=True, type=Path)
+    demo.add_argument("--seed", type=int, default=0)
+    inspect = data.add_parser("inspect", help="JSON summary of a DICOM file, a DICOM series folder or a NIfTI file")
+    inspect.add_argument("path", type=Path)
+    preview = data.add_parser("preview", help="PNG contact sheet of sample slices per body region")
+    preview.add_argument("root", type=Path)
+    preview.add_argument("--out", required=True, type=Path)
+    preview.add_argument("--per-region", type=int, default=3)
+
     tasks = sub.add_parser("tasks", help="registered tasks").add_subparsers(dest="action", required=True)
     tasks.add_parser("list", help="name, domain, kind, metric and source")
     checkpoints = sub.add_parser("checkpoints", help="registered checkpoints").add_subparsers(dest="action",
@@ -130,6 +142,27 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    if args.action == "inspect":
+        from .inspect_data import inspect_path
+
+        print(json.dumps(inspect_path(args.path), indent=2))
+    elif args.action == "preview":
+        from .preview import contact_sheet
+
+        print(contact_sheet(args.root, args.out, per_region=args.per_region))
+    else:
+        from dataclasses import replace
+
+        from benchmark.phantom import generate_dataset
+        from tasks.embedded import PHANTOM
+
+        if args.out.exists() and any(args.out.iterdir()):
+            raise ConfigError("exists and is not empty; choose a new folder", args.out)
+        print(generate_dataset(args.out, replace(PHANTOM, seed=args.seed)))
+    return 0
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from .plugins import task_registry
 
@@ -156,7 +189,7 @@ def _info(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-COMMANDS = {"run": cmd_run, "results": cmd_results, "leaderboard": cmd_leaderboard, "tasks": cmd_tasks,
+COMMANDS = {"run": cmd_run, "data": cmd_data, "results": cmd_results, "leaderboard": cmd_leaderboard, "tasks": cmd_tasks,
             "checkpoints": cmd_checkpoints}
 
 

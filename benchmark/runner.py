@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoints as checkpoint_files
 from . import provenance
-from .errors import CTBenchError, JobError
+from .errors import ConfigError, CTBenchError, JobError
 from .grid import Job, expand
 from .plugins import checkpoint_registry, task_registry
 from .profiles import PROFILES, ProfileSettings
@@ -67,24 +67,35 @@ def pick_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def plan(spec: RunSpec, workdir: Workdir) -> tuple[list[Job], dict[str, CheckpointSpec]]:
+@dataclass
+class Plan:
+    jobs: list[Job]
+    checkpoints: dict[str, CheckpointSpec]
+    not_applicable: list[tuple[str, str]]  # (task, protocol) pairs whose task kind the protocol cannot evaluate
+
+
+def plan(spec: RunSpec, workdir: Workdir) -> Plan:
     """The full grid, with every checkpoint resolved to a hashed file (ids depend on the hash)."""
     tasks = [task_registry().get(name) for name in spec.tasks]
     checkpoints = {name: checkpoint_files.resolve(checkpoint_registry().get(name), workdir.checkpoints)
                    for name in spec.checkpoints}
-    protocols = [PROTOCOLS.get(name) for name in spec.protocols]
-    jobs = expand(
-        [(c.name, c.sha256) for c in checkpoints.values()],
-        [(t.spec.name, t.spec.version, spec.scales or t.spec.default_scales) for t in tasks],
-        [(p.name, p.version) for p in protocols],
-        spec.seeds,
-        spec.profile,
-    )
-    return jobs, checkpoints
+    jobs, not_applicable = [], []
+    for protocol in (PROTOCOLS.get(name) for name in spec.protocols):
+        applicable = [t for t in tasks if t.spec.kind in protocol.kinds]
+        not_applicable += [(t.spec.name, protocol.name) for t in tasks if t.spec.kind not in protocol.kinds]
+        jobs += expand([(c.name, c.sha256) for c in checkpoints.values()],
+                       [(t.spec.name, t.spec.version, spec.scales or t.spec.default_scales) for t in applicable],
+                       [(protocol.name, protocol.version)], spec.seeds, spec.profile)
+    if not jobs:
+        raise ConfigError(f"no protocol among {spec.protocols} applies to tasks {spec.tasks}")
+    return Plan(sorted(jobs), checkpoints, not_applicable)
 
 
 def run(spec: RunSpec, workdir: Workdir, log: Log = print) -> RunSummary:
-    jobs, checkpoints = plan(spec, workdir)
+    grid = plan(spec, workdir)
+    jobs, checkpoints = grid.jobs, grid.checkpoints
+    for task, protocol in grid.not_applicable:
+        log(f"skipping {task} under {protocol}: the protocol does not evaluate {task_registry().get(task).spec.kind}")
     store = ResultStore(workdir.results)
     summary = RunSummary(jobs=jobs)
     summary.skipped = [j for j in jobs if store.is_done(j)]

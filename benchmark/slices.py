@@ -16,13 +16,13 @@ from .errors import DataError
 from .hashing import canonical_hash
 from .specs import Preprocessing
 from .task import Task
-from .transforms import slice_transform
+from .transforms import mask_transform, slice_transform
 
 
 @dataclass(frozen=True)
 class SliceSet:
     images: np.ndarray  # float16 (N, C, H, W) in [0, 1]
-    labels: np.ndarray  # int64 (N,) or (N, L) for multilabel
+    labels: np.ndarray  # int64 (N,), (N, L) for multilabel, uint8 (N, H, W) masks for segmentation
     patient_ids: np.ndarray  # str (N,)
     case_ids: np.ndarray  # str (N,)
     key: str
@@ -47,10 +47,11 @@ def load_slices(task: Task, root: Path, prep: Preprocessing, cache_dir: Path, da
 
 def _build(task: Task, root: Path, prep: Preprocessing) -> dict[str, np.ndarray]:
     transform = slice_transform(prep)
+    label_transform = mask_transform(prep) if task.spec.kind == "segmentation" else np.asarray
     images, labels, patients, case_ids = [], [], [], []
     for case in tqdm(task.cases(root), desc=f"reading {task.spec.name}", unit="slice", leave=False):
         images.append(transform(case.image).astype(np.float16))
-        labels.append(case.label)
+        labels.append(label_transform(case.label))
         patients.append(case.patient_id)
         case_ids.append(case.case_id)
     if not images:
@@ -59,7 +60,7 @@ def _build(task: Task, root: Path, prep: Preprocessing) -> dict[str, np.ndarray]
         raise DataError(f"task {task.spec.name} yields duplicate case ids", root)
     return {
         "images": np.stack(images),
-        "labels": np.asarray(labels, dtype=np.int64),
+        "labels": np.stack(labels).astype(np.uint8 if task.spec.kind == "segmentation" else np.int64),
         "patient_ids": np.asarray(patients, dtype=str),
         "case_ids": np.asarray(case_ids, dtype=str),
     }

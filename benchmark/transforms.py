@@ -1,7 +1,8 @@
-"""Slice preprocessing as MONAI transforms: HU windows to channels, then resize.
+"""Slice preprocessing as MONAI transforms: intensity windows to channels, then resize.
 
-Each window becomes one channel (soft tissue, lung, bone), the usual way to give a
-3-channel ImageNet-style network the dynamic range of CT.
+Each HU window of a CT slice becomes one channel (soft tissue, lung, bone), the usual
+way to give a 3-channel ImageNet-style network the dynamic range of CT. A colour
+image keeps its channels and gets one window (0-255) over all of them.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from .specs import Preprocessing
 
 
 def slice_transform(prep: Preprocessing):
-    """Returns a callable: 2-D array -> float32 (channels, size, size) in [0, 1]."""
+    """Returns a callable: (H, W) or (C, H, W) array -> float32 (channels, size, size) in [0, 1]."""
     if prep.windows:
         scalers = [ScaleIntensityRange(*w.bounds, b_min=0.0, b_max=1.0, clip=True) for w in prep.windows]
     else:
@@ -20,10 +21,16 @@ def slice_transform(prep: Preprocessing):
     resize = Resize((prep.size, prep.size), mode="area")
 
     def apply(image: np.ndarray) -> np.ndarray:
-        planes = [np.asarray(scale(image[None].astype(np.float32))) for scale in scalers]
-        stacked = np.concatenate(planes, axis=0)
-        resized = np.asarray(resize(stacked), dtype=np.float32)
-        reps = -(-prep.channels // len(planes))
+        channels_first = image[None] if image.ndim == 2 else image
+        planes = [np.asarray(scale(channels_first.astype(np.float32))) for scale in scalers]
+        resized = np.asarray(resize(np.concatenate(planes, axis=0)), dtype=np.float32)
+        reps = -(-prep.channels // len(resized))
         return np.concatenate([resized] * reps, axis=0)[: prep.channels]
 
     return apply
+
+
+def mask_transform(prep: Preprocessing):
+    """Nearest-neighbour resize, so labels stay labels."""
+    resize = Resize((prep.size, prep.size), mode="nearest")
+    return lambda mask: np.asarray(resize(mask[None].astype(np.float32)))[0].astype(np.uint8)

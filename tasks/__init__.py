@@ -5,6 +5,6 @@ from benchmark.task import Task
 
 
 def builtin_tasks() -> list[Task]:
-    from . import phantom_region
+    from . import natural_photos, phantom_liver, phantom_region
 
-    return [phantom_region.TASK]
+    return [phantom_region.TASK, phantom_liver.LESION_PRESENT, phantom_liver.SEGMENTATION, natural_photos.TASK]

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Iterator
 
 from benchmark.errors import DataError
+from benchmark.phantom import REGIONS
 from benchmark.readers.dicom import iter_dicom_files, read_ct_slice
 from benchmark.specs import Preprocessing, TaskSpec, Window
 from benchmark.task import Case, Task
 
-REGIONS = ("head_neck", "thorax", "abdomen", "extremities", "hip_pelvis", "spine")
+from .embedded import phantom_dataset
 
 # BodyPartExamined defined terms (DICOM PS3.16 CID 4031) and common vendor spellings.
 BODY_PART_TO_REGION = {
@@ -27,13 +28,6 @@ BODY_PART_TO_REGION = {
     "PELVIS": "hip_pelvis", "HIP": "hip_pelvis",
     "SPINE": "spine", "CSPINE": "spine", "TSPINE": "spine", "LSPINE": "spine",
 }
-
-
-def _embedded_config():
-    from benchmark.phantom import PhantomConfig
-
-    # 80 patients leave a 64-patient pool, so the 10 % budget (7 patients) differs from the 1 % one.
-    return PhantomConfig(seed=0, n_patients=80, slices_per_series=4)
 
 
 class PhantomBodyRegion(Task):
@@ -66,13 +60,7 @@ class PhantomBodyRegion(Task):
             raise DataError("holds no *.dcm files", root)
 
     def prepare_embedded(self, data_dir: Path) -> Path:
-        from benchmark.phantom import dataset_key, generate_dataset
-
-        config = _embedded_config()
-        out = data_dir / f"phantom-{dataset_key(config)[:16]}"
-        if not (out / "phantom.json").is_file():
-            generate_dataset(out, config)
-        return out / "dicom"
+        return phantom_dataset(data_dir) / "dicom"
 
 
 def _region_of(ds, path: Path) -> str:

@@ -17,9 +17,14 @@ LITS_LABELS = {"background": 0, "liver": 1, "lesion": 2}
 
 
 def _affine(slices: list[RenderedSlice]) -> np.ndarray:
+    """RAS+ voxel-to-world, the same points as the DICOM's LPS ImagePositionPatient.
+
+    Array axis 0 runs along DICOM columns (towards the patient's left) and axis 1 along
+    rows (posterior), so both flip sign when LPS becomes RAS.
+    """
     g, s = slices[0].grid, slices[0].series
-    affine = np.diag([g.spacing, g.spacing, s.thickness, 1.0])
-    affine[:3, 3] = [g.xs[0], g.ys[0], min(sl.z for sl in slices)]
+    affine = np.diag([-g.spacing, -g.spacing, s.thickness, 1.0])
+    affine[:3, 3] = [-g.xs[0], -g.ys[0], min(sl.z for sl in slices)]
     return affine
 
 

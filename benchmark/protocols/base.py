@@ -35,6 +35,7 @@ class Outcome:
 class Protocol:
     name: str
     version: str
+    kinds: frozenset[str] = frozenset()  # the task kinds it can evaluate
     uses_features: bool = False
 
     def run(self, ctx: JobContext) -> Outcome:

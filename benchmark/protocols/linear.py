@@ -24,11 +24,10 @@ C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
 class LinearProbe(Protocol):
     name = "linear"
     version = "1"
+    kinds = frozenset({"classification"})
     uses_features = True
 
     def run(self, ctx: JobContext) -> Outcome:
-        if ctx.task.kind != "classification":
-            raise JobError(f"protocol linear does not support {ctx.task.kind} task {ctx.task.name} yet")
         features, labels = ctx.features(), ctx.slices.labels
         n_classes = len(ctx.task.class_names)
         _require_two_classes(labels[ctx.train], ctx)

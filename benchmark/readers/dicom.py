@@ -16,10 +16,19 @@ from ..errors import DataError
 
 
 def iter_dicom_files(root: Path) -> Iterator[Path]:
-    """Sorted ``*.dcm`` files below ``root``, skipping macOS ``._*`` resource forks."""
-    for path in sorted(root.rglob("*.dcm")):
-        if not path.name.startswith("._"):
+    """Sorted DICOM files below ``root``: ``*.dcm``, or any file with the DICM preamble
+    (scanner exports often have no extension). macOS ``._*`` resource forks are skipped."""
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if not path.name.startswith("._") and (path.suffix.lower() == ".dcm" or _has_preamble(path)):
             yield path
+
+
+def _has_preamble(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
 
 
 def read_header(path: Path) -> pydicom.Dataset:

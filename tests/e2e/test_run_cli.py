@@ -15,7 +15,7 @@ TASK = "phantom-body-region"
 def finished_run(tiny_phantom, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("work")
     args = ("run", "--workdir", str(workdir), "--device", "cpu", "--scales", "1,0.5", "--seeds", "42,1",
-            "--data", f"{TASK}={tiny_phantom / 'dicom'}")
+            "--tasks", TASK, "--data", f"{TASK}={tiny_phantom / 'dicom'}")
     first = run_cli(*args)
     return workdir, args, first
 
@@ -103,7 +103,8 @@ def test_leaderboard_rebuild_is_byte_identical(finished_run):
 
 
 def test_a_missing_data_folder_is_one_line_and_exit_code_2(tmp_path):
-    proc = run_cli("run", "--workdir", str(tmp_path), "--data", f"{TASK}={tmp_path / 'nope'}", check=False)
+    proc = run_cli("run", "--workdir", str(tmp_path), "--tasks", TASK, "--data", f"{TASK}={tmp_path / 'nope'}",
+                   check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("ctbench: error: ")
     assert "nope" in proc.stderr and "Traceback" not in proc.stderr

@@ -47,3 +47,9 @@ def test_resource_forks_are_ignored(tmp_path):
     (tmp_path / "a" / "x.dcm").write_bytes(b"")
     (tmp_path / "a" / "._x.dcm").write_bytes(b"")
     assert [p.name for p in iter_dicom_files(tmp_path)] == ["x.dcm"]
+
+
+def test_extensionless_exports_are_found_by_their_preamble(tmp_path):
+    (tmp_path / "IM0001").write_bytes(open(CT_SMALL, "rb").read())
+    (tmp_path / "notes.txt").write_text("not dicom")
+    assert [p.name for p in iter_dicom_files(tmp_path)] == ["IM0001"]

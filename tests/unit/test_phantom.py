@@ -146,7 +146,8 @@ def test_lits_pairs(dataset):
         mask = nib.load(dataset / "lits" / f"segmentation-{n}.nii")
         assert volume.shape == mask.shape == (SMALL.matrix, SMALL.matrix, SMALL.lits_slices)
         assert np.allclose(volume.affine, mask.affine)
-        assert np.allclose(np.diag(volume.affine)[:3], case["spacing_mm"])
+        assert np.allclose(np.abs(np.diag(volume.affine)[:3]), case["spacing_mm"])
+        assert nib.aff2axcodes(volume.affine) == ("L", "P", "S")  # DICOM's LPS axes, in NIfTI's RAS+ world
         labels = np.asarray(mask.dataobj)
         assert set(np.unique(labels).tolist()) <= {0, 1, 2}
         assert (labels == 1).any()

@@ -1,0 +1,54 @@
+"""``natural-photo-patches``: which photograph a crop comes from, the cross-domain
+(natural image) task of the embedded default, in torchvision's ImageFolder layout.
+
+Crops of one spatial block of a photo share a group (``<group>__<k>.png``), and
+groups play the part of patients in the split, so test crops never overlap training
+crops. In a plain ImageFolder every file is its own group.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from benchmark.errors import DataError
+from benchmark.natural.photos import TASK_CLASSES
+from benchmark.readers.image import IMAGE_SUFFIXES, read_rgb
+from benchmark.specs import Preprocessing, TaskSpec, Window
+from benchmark.task import Case, Task
+
+from .embedded import natural_dataset
+
+
+class NaturalPhotoPatches(Task):
+    spec = TaskSpec(
+        name="natural-photo-patches",
+        version="1",
+        description="Source photograph of a crop (12 classes): the natural-image side of the domain boundary.",
+        domain="natural",
+        kind="classification",
+        class_names=list(TASK_CLASSES),
+        metrics=["accuracy", "balanced_accuracy", "auc"],
+        main_metric="accuracy",
+        reader="image-folder",
+        preprocessing=Preprocessing(windows=[Window(center=127.5, width=255)], channels=3, size=64),
+        data_layout="DIR/<class>/<group>__<k>.png (torchvision ImageFolder; class folders named as the classes)",
+        embedded=True,
+    )
+
+    def cases(self, root: Path) -> Iterator[Case]:
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("._"))
+        if not files:
+            raise DataError("holds no images", root)
+        for path in files:
+            class_name = path.parent.name
+            if class_name not in self.spec.class_names:
+                raise DataError(f"folder {class_name!r} is not a class of {self.spec.name}", path)
+            group = path.stem.split("__")[0]
+            yield Case(path.relative_to(root).as_posix(), f"{class_name}/{group}", read_rgb(path),
+                       self.spec.class_names.index(class_name))
+
+    def prepare_embedded(self, data_dir: Path) -> Path:
+        return natural_dataset(data_dir) / "images"
+
+
+TASK = NaturalPhotoPatches()

@@ -1,0 +1,37 @@
+import pytest
+
+from benchmark.errors import ConfigError, RegistryError
+from benchmark.runner import plan
+from benchmark.specs import RunSpec
+from benchmark.workdir import Workdir
+
+
+def test_protocols_only_pair_with_task_kinds_they_evaluate(tmp_path):
+    spec = RunSpec(checkpoints=["random"], tasks=["phantom-body-region", "phantom-liver-segmentation"],
+                   scales=[1.0, 0.1], seeds=[42, 1])
+    grid = plan(spec, Workdir(tmp_path))
+    assert {j.task for j in grid.jobs} == {"phantom-body-region"}
+    assert len(grid.jobs) == 2 * 2
+    assert grid.not_applicable == [("phantom-liver-segmentation", "linear")]
+    assert grid.checkpoints["random"].weights.is_file()
+
+
+def test_a_grid_with_nothing_to_run_is_an_error(tmp_path):
+    spec = RunSpec(checkpoints=["random"], tasks=["phantom-liver-segmentation"])
+    with pytest.raises(ConfigError, match="no protocol"):
+        plan(spec, Workdir(tmp_path))
+
+
+def test_unknown_protocol_is_named(tmp_path):
+    with pytest.raises(RegistryError, match="unknown protocol 'finetune'"):
+        plan(RunSpec(checkpoints=["random"], tasks=["phantom-body-region"], protocols=["finetune"]),
+             Workdir(tmp_path))
+
+
+def test_workdir_flag_beats_environment_beats_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("CTBENCH_WORKDIR", str(tmp_path / "env"))
+    assert Workdir.resolve(str(tmp_path / "flag")).root == tmp_path / "flag"
+    assert Workdir.resolve().root == tmp_path / "env"
+    monkeypatch.delenv("CTBENCH_WORKDIR")
+    monkeypatch.chdir(tmp_path)
+    assert Workdir.resolve().root == tmp_path / "ctbench-work"
