@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Iterable
 
 from .hashing import canonical_hash
+from .splits import MANIFEST_VERSION
 
 
 @dataclass(frozen=True, order=True)
@@ -23,6 +24,7 @@ class Job:
     scale: float
     seed: int
     profile: str
+    split_version: int = MANIFEST_VERSION  # a change to how splits are drawn must not reuse old results
 
     @property
     def job_id(self) -> str:

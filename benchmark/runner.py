@@ -25,7 +25,7 @@ from .plugins import checkpoint_registry, task_registry
 from .profiles import PROFILES, ProfileSettings
 from .protocols import PROTOCOLS, JobContext, Protocol
 from .specs import CheckpointSpec, RunSpec
-from .splits import Manifest, indices_for, make_budget, make_split
+from .splits import MANIFEST_VERSION, Manifest, indices_for, make_budget, make_split
 from .store import ResultStore
 from .task import Task, resolve_data_root
 from .workdir import Workdir
@@ -123,7 +123,8 @@ def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSe
     fingerprint = task.fingerprint(root)
     prep = profile.preprocessing(task.spec.preprocessing)
     slices = load_slices(task, root, prep, workdir.slices, fingerprint)
-    split_path = workdir.splits / f"{task.spec.name}@{task.spec.version}" / fingerprint[:16] / "split.json"
+    split_dir = workdir.splits / f"{task.spec.name}@{task.spec.version}" / f"{fingerprint[:16]}-m{MANIFEST_VERSION}"
+    split_path = split_dir / "split.json"
     split = make_split(task.spec.name, task.spec.version, fingerprint, slices.patient_ids, slices.labels, split_path)
     return TaskData(task, root, slices, split, indices_for(slices.patient_ids, split.payload["test_patients"]))
 

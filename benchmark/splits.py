@@ -4,9 +4,10 @@ Two kinds of manifest per task and dataset:
 
 * ``split.json`` partitions patients into a fixed test set and a training pool
   (stratified by each patient's majority label where every class has enough patients);
-* ``seed<S>/scale-<f>.json`` is a label budget: the first ceil(f * pool) patients of
-  one seeded permutation of the pool, so budgets are nested (1 % in 10 % in 100 %).
-  The validation set used for model selection is carved out of that budget.
+* ``seed<S>/scale-<f>.json`` is a label budget: within each stratum of the pool, the
+  first ceil(f * n) patients of one seeded permutation, so budgets are nested
+  (1 % in 10 % in 100 %) and hold every class. The validation set used for model
+  selection is carved out of that budget.
 
 Every manifest records the case counts it implies, and every result records the
 manifests' sha256, so a "10 %" run can never quietly train on everything.
@@ -26,7 +27,7 @@ from .atomic import canonical_json, write_json
 from .errors import DataError
 from .hashing import file_sha256
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 TEST_FRACTION = 0.2
 VAL_FRACTION = 0.2
 SPLIT_SEED = 0  # the test set never moves with the run's seed
@@ -87,7 +88,7 @@ def make_split(task: str, version: str, data_fingerprint: str, patient_ids: np.n
         "split_seed": SPLIT_SEED,
         "stratified": stratify is not None,
         "test_patients": sorted(test),
-        "pool_patients": sorted(pool),
+        "pool_strata": _pool_strata(sorted(pool), majority),
         "counts": {
             "test_patients": len(test),
             "pool_patients": len(pool),
@@ -98,16 +99,36 @@ def make_split(task: str, version: str, data_fingerprint: str, patient_ids: np.n
     return _write_once(path, payload)
 
 
-def budget_size(scale: float, pool_size: int) -> int:
-    return min(pool_size, max(MIN_BUDGET_PATIENTS, math.ceil(scale * pool_size)))
+def _pool_strata(pool: list[str], majority: dict[str, Optional[int]]) -> dict[str, list[str]]:
+    """Pool patients by majority label, so every budget holds every class; one stratum
+    "all" where a label has fewer than two pool patients (or labels are not per-slice classes)."""
+    strata: dict[str, list[str]] = {}
+    for patient in pool:
+        strata.setdefault(str(majority[patient]), []).append(patient)
+    if "None" in strata or len(strata) == 1 or min(len(p) for p in strata.values()) < 2:
+        return {"all": pool}
+    return dict(sorted(strata.items()))
+
+
+def pool_patients(split: Manifest) -> list[str]:
+    return sorted(p for members in split.payload["pool_strata"].values() for p in members)
+
+
+def budget_size(scale: float, stratum_size: int) -> int:
+    return min(stratum_size, max(MIN_BUDGET_PATIENTS, math.ceil(scale * stratum_size)))
 
 
 def make_budget(split: Manifest, seed: int, scale: float, patient_ids: np.ndarray, path: Path) -> Manifest:
-    pool = split.payload["pool_patients"]
-    order = [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))]
-    budget = order[: budget_size(scale, len(pool))]
-    n_val = max(1, round(VAL_FRACTION * len(budget)))
-    train, val = budget[:-n_val], budget[-n_val:]
+    """Per stratum, the first ceil(scale * n) patients of a seeded permutation: nested across
+    scales. The last fifth of each stratum's share (at least one patient) is the validation set."""
+    train, val, floored = [], [], False
+    for index, (_, members) in enumerate(split.payload["pool_strata"].items()):
+        order = [members[i] for i in np.random.default_rng([seed, index]).permutation(len(members))]
+        share = order[: budget_size(scale, len(members))]
+        n_val = max(1, round(VAL_FRACTION * len(share)))
+        train += share[:-n_val]
+        val += share[-n_val:]
+        floored |= math.ceil(scale * len(members)) < MIN_BUDGET_PATIENTS
     case_counts = Counter(patient_ids.tolist())
     payload = {
         "manifest_version": MANIFEST_VERSION,
@@ -116,7 +137,7 @@ def make_budget(split: Manifest, seed: int, scale: float, patient_ids: np.ndarra
         "split_sha256": split.sha256,
         "seed": seed,
         "scale": scale,
-        "floored": math.ceil(scale * len(pool)) < MIN_BUDGET_PATIENTS,
+        "floored": floored,
         "train_patients": train,
         "val_patients": val,
         "counts": {

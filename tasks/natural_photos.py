@@ -29,6 +29,7 @@ class NaturalPhotoPatches(Task):
         class_names=list(TASK_CLASSES),
         metrics=["accuracy", "balanced_accuracy", "auc"],
         main_metric="accuracy",
+        default_scales=[1.0, 0.5, 0.1],  # 1 % of ~13 groups per class is below the 2-group floor
         reader="image-folder",
         preprocessing=Preprocessing(windows=[Window(center=127.5, width=255)], channels=3, size=64),
         data_layout="DIR/<class>/<group>__<k>.png (torchvision ImageFolder; class folders named as the classes)",

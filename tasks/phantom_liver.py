@@ -59,6 +59,7 @@ class PhantomLesionPresent(_LitsLayoutTask):
         class_names=["no_lesion", "lesion"],
         metrics=["auc", "accuracy", "balanced_accuracy"],
         main_metric="auc",
+        default_scales=[1.0, 0.5, 0.1],  # 1 % and 10 % of 32 pool volumes both floor to 2 per stratum
         reader="lits-nifti",
         preprocessing=LIVER_WINDOWS,
         data_layout=LITS_LAYOUT,

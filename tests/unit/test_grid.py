@@ -16,7 +16,7 @@ def test_job_ids_are_deterministic_and_sensitive_to_every_field():
     assert job.job_id.startswith("t1--linear--random--s0.1--seed42--")
     variants = [job.__class__(**{**job.__dict__, field: value}) for field, value in [
         ("checkpoint_sha256", "c" * 64), ("task_version", "2"), ("protocol_version", "2"), ("scale", 0.01),
-        ("seed", 1), ("profile", "paper")]]
+        ("seed", 1), ("profile", "paper"), ("split_version", 0)]]
     assert len({v.job_id for v in variants} | {job.job_id}) == len(variants) + 1
 
 
