@@ -39,3 +39,24 @@ def compute(names: list[str], y_true: np.ndarray, prob: np.ndarray) -> dict[str,
     if unknown:
         raise KeyError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
     return {name: METRICS[name](y_true, prob) for name in names}
+
+
+def dice_scores(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict[str, float]:
+    """Dice per foreground class over all given pixels, and their mean.
+
+    Written by hand because scikit-learn's f1 would need the masks flattened into one
+    long vector per class; the formula is the same (Dice = F1 of the pixel labels).
+    A class absent from both truth and prediction has no defined Dice (NaN), not 1.
+    """
+    scores = {}
+    for index, name in enumerate(class_names[1:], start=1):
+        truth, pred = y_true == index, y_pred == index
+        denominator = truth.sum() + pred.sum()
+        scores[f"dice_{name}"] = float(2 * (truth & pred).sum() / denominator) if denominator else float("nan")
+    finite = [v for v in scores.values() if np.isfinite(v)]
+    scores["dice_mean"] = float(np.mean(finite)) if finite else float("nan")
+    return scores
+
+
+def known_metric(name: str, class_names: list[str]) -> bool:
+    return name in METRICS or name == "dice_mean" or name in {f"dice_{c}" for c in class_names[1:]}
