@@ -108,7 +108,7 @@ def run(spec: RunSpec, workdir: Workdir, log: Log = print) -> RunSummary:
     for task_name, task_jobs in groupby(sorted(pending, key=lambda j: j.task), key=lambda j: j.task):
         data = prepare_task(task_registry().get(task_name), spec, workdir, profile)
         for ck_name, ck_jobs in groupby(sorted(task_jobs, key=lambda j: j.checkpoint), key=lambda j: j.checkpoint):
-            features = _lazy_features(checkpoints[ck_name], data, workdir, device, profile)
+            features = LazyFeatures(checkpoints[ck_name], data, workdir, device, profile)
             for job in ck_jobs:
                 _run_one(job, spec, data, checkpoints[ck_name], features, store, device, profile, summary)
                 progress.update(1)
@@ -129,33 +129,42 @@ def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSe
     return TaskData(task, root, slices, split, indices_for(slices.patient_ids, split.payload["test_patients"]))
 
 
-def _lazy_features(checkpoint: CheckpointSpec, data: TaskData, workdir: Workdir, device: torch.device,
-                   profile: ProfileSettings) -> Callable[[], np.ndarray]:
-    """Features are computed on first use, so protocols that train end to end never pay for them."""
-    from . import features as feature_cache
-    from .models import load_backbone
+class LazyFeatures:
+    """Frozen features for one checkpoint x task, computed (or loaded) on first call, so
+    protocols that train end to end never pay for them."""
 
-    memo: list[np.ndarray] = []
-    prep = profile.preprocessing(data.task.spec.preprocessing)
-    key = feature_cache.feature_cache_key(checkpoint, data.task.spec.name, data.task.spec.version,
-                                          data.split.sha256, prep)
-    path = workdir.features / f"{key}.npz"
+    def __init__(self, checkpoint: CheckpointSpec, data: TaskData, workdir: Workdir, device: torch.device,
+                 profile: ProfileSettings):
+        from .features import feature_cache_key  # the features module imports MONAI: only when a job runs
 
-    def get() -> np.ndarray:
-        if not memo:
-            memo.append(feature_cache.cached_features(path, data.slices, lambda: feature_cache.extract(
-                load_backbone(checkpoint), data.slices, checkpoint, device, profile.batch_size)))
-        return memo[0]
+        self._checkpoint, self._data = checkpoint, data
+        self._device, self._batch_size = device, profile.batch_size
+        prep = profile.preprocessing(data.task.spec.preprocessing)
+        self.cache_key = feature_cache_key(checkpoint, data.task.spec.name, data.task.spec.version,
+                                           data.split.sha256, prep)
+        self._path = workdir.features / f"{self.cache_key}.npz"
+        self._value: np.ndarray | None = None
 
-    get.cache_key = key  # type: ignore[attr-defined]
-    return get
+    def __call__(self) -> np.ndarray:
+        from .features import cached_features
+
+        if self._value is None:
+            self._value = cached_features(self._path, self._data.slices, self._extract)
+        return self._value
+
+    def _extract(self) -> np.ndarray:
+        from .features import extract
+        from .models import load_backbone
+
+        return extract(load_backbone(self._checkpoint), self._data.slices, self._checkpoint, self._device,
+                       self._batch_size)
 
 
-def _run_one(job: Job, spec: RunSpec, data: TaskData, checkpoint: CheckpointSpec, features, store: ResultStore,
-             device: torch.device, profile: ProfileSettings, summary: RunSummary) -> None:
+def _run_one(job: Job, spec: RunSpec, data: TaskData, checkpoint: CheckpointSpec, features: LazyFeatures,
+             store: ResultStore, device: torch.device, profile: ProfileSettings, summary: RunSummary) -> None:
     started = time.perf_counter()
     try:
-        budget = _budget(job, data, spec)
+        budget = _budget(job, data)
         ctx = JobContext(task=data.task.spec, checkpoint=checkpoint, slices=data.slices,
                          train=indices_for(data.slices.patient_ids, budget.payload["train_patients"]),
                          val=indices_for(data.slices.patient_ids, budget.payload["val_patients"]),
@@ -177,13 +186,13 @@ def _run_one(job: Job, spec: RunSpec, data: TaskData, checkpoint: CheckpointSpec
     summary.done.append(job)
 
 
-def _budget(job: Job, data: TaskData, spec: RunSpec) -> Manifest:
+def _budget(job: Job, data: TaskData) -> Manifest:
     folder = data.split.path.parent / f"seed{job.seed}"
     return make_budget(data.split, job.seed, job.scale, data.slices.patient_ids, folder / f"scale-{job.scale:g}.json")
 
 
 def _result_payload(job: Job, spec: RunSpec, data: TaskData, checkpoint: CheckpointSpec, budget: Manifest,
-                    ctx: JobContext, outcome, protocol: Protocol, features, device: torch.device,
+                    ctx: JobContext, outcome, protocol: Protocol, features: LazyFeatures, device: torch.device,
                     profile: ProfileSettings, wall_time: float) -> dict:
     task = data.task.spec
     return {
@@ -208,7 +217,7 @@ def _result_payload(job: Job, spec: RunSpec, data: TaskData, checkpoint: Checkpo
             "budget_floored": budget.payload["floored"],
         },
         "preprocessing": profile.preprocessing(task.preprocessing).model_dump(mode="json"),
-        "feature_cache_key": getattr(features, "cache_key", None) if protocol.uses_features else None,
+        "feature_cache_key": features.cache_key if protocol.uses_features else None,
         "predictions_file": f"{job.job_id}.predictions.npz",
         "provenance": {
             **provenance.collect(device, precision="fp32", batch_size=profile.batch_size),

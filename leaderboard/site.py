@@ -23,7 +23,7 @@ def _fmt(value: float, digits: int = 3) -> str:
 
 
 def _entries(results: list[dict]) -> list[dict]:
-    """One row per checkpoint with its declared provenance (from its newest-by-name result)."""
+    """One row per checkpoint with its declared spec (taken from its last result in job-id order)."""
     by_name = {r["checkpoint"]["name"]: r["checkpoint"] for r in sorted(results, key=lambda r: r["job"]["job_id"])}
     return [by_name[name] for name in sorted(by_name)]
 
@@ -31,6 +31,8 @@ def _entries(results: list[dict]) -> list[dict]:
 def _main_tables(results: list[dict], summary: pd.DataFrame) -> list[dict]:
     """One table per task version x protocol, on the task's main metric, a column per scale."""
     mains = {(r["job"]["task"], r["job"]["task_version"]): r["main_metric"] for r in results}
+    domains = {(r["job"]["task"], r["job"]["task_version"]): r["task"]["domain"] for r in results}
+    budgets = _budget_labels(results)
     tables = []
     for (task, version, protocol), cell in summary.groupby(["task", "task_version", "protocol"], sort=True):
         main = mains[(task, version)]
@@ -44,9 +46,21 @@ def _main_tables(results: list[dict], summary: pd.DataFrame) -> list[dict]:
                  "high": _fmt(by_scale[s].ci95_high), "n": by_scale[s].n_seeds} if s in by_scale else None
                 for s in scales]})
         tables.append({"task": task, "version": version, "protocol": protocol, "metric": main["name"],
-                       "higher_is_better": main["higher_is_better"], "scales": [f"{s:.4g}" for s in scales],
+                       "domain": domains[(task, version)], "higher_is_better": main["higher_is_better"],
+                       "scales": [{"scale": f"{s:.4g}", "budget": budgets[(task, version, protocol, s)]}
+                                  for s in scales],
                        "rows": rows})
     return tables
+
+
+def _budget_labels(results: list[dict]) -> dict[tuple, str]:
+    """The labelled cases each scale really used (train + val), so a floored budget is visible."""
+    used: dict[tuple, set[int]] = {}
+    for r in results:
+        key = (r["job"]["task"], r["job"]["task_version"], r["job"]["protocol"], float(r["job"]["scale"]))
+        used.setdefault(key, set()).add(r["counts"]["train_cases"] + r["counts"]["val_cases"])
+    return {key: (f"{min(v)}" if len(v) == 1 else f"{min(v)}–{max(v)}") + " labelled cases"
+            for key, v in used.items()}
 
 
 def build_site(store: ResultStore, out_dir: Path) -> tuple[Path, list[str]]:
