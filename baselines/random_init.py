@@ -5,15 +5,14 @@ checkpoint takes, instead of being a special case in the evaluation code.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from benchmark.specs import CheckpointSpec
+from benchmark.workdir import Workdir
 
 from . import RANDOM_INIT_SEED
 
 
-def materialize(spec: CheckpointSpec, checkpoint_dir: Path) -> Path:
-    path = checkpoint_dir / f"{spec.name}-{spec.arch}-seed{RANDOM_INIT_SEED}.safetensors"
+def materialize(spec: CheckpointSpec, workdir: Workdir, allow_download: bool = False) -> CheckpointSpec:
+    path = workdir.checkpoints / f"{spec.name}-{spec.arch}-seed{RANDOM_INIT_SEED}.safetensors"
     if not path.exists():
         import torch  # timm and torch are only needed the first time
 
@@ -21,4 +20,4 @@ def materialize(spec: CheckpointSpec, checkpoint_dir: Path) -> Path:
 
         torch.manual_seed(RANDOM_INIT_SEED)
         save_backbone(create_backbone(spec.arch, spec.input.channels), path)
-    return path
+    return spec.model_copy(update={"weights": path})

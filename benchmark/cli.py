@@ -1,22 +1,21 @@
-"""The ``ctbench`` command line.
+"""The ``ctbench`` command line: the parser and the error contract.
 
 User errors end with one line on stderr and a documented exit code; ``--debug`` keeps
-the traceback for bug reports.
+the traceback for bug reports. Each command lives in ``benchmark/commands/``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import __version__
 from pydantic import ValidationError
 
-from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ConfigError, CTBenchError
-from .workdir import DEFAULT_WORKDIR, ENV_VAR, Workdir
+from . import __version__
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, CTBenchError
+from .workdir import DEFAULT_WORKDIR, ENV_VAR
 
 
 def _csv(value: str) -> list[str]:
@@ -26,57 +25,67 @@ def _csv(value: str) -> list[str]:
     return items
 
 
-def _floats(value: str) -> list[float]:
-    try:
-        return [float(v) for v in _csv(value)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
+def _numbers(kind: type):
+    def parse(value: str) -> list:
+        try:
+            return [kind(v) for v in _csv(value)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {value!r}") from None
+    return parse
 
 
-def _ints(value: str) -> list[int]:
-    try:
-        return [int(v) for v in _csv(value)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
-
-
-def _data_root(value: str) -> tuple[str, Path]:
-    task, sep, folder = value.partition("=")
-    if not sep or not task or not folder:
-        raise argparse.ArgumentTypeError(f"expected TASK=DIR, got {value!r}")
-    return task, Path(folder)
+def _name_path(value: str) -> tuple[str, Path]:
+    name, sep, folder = value.partition("=")
+    if not sep or not name or not folder:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {value!r}")
+    return name, Path(folder)
 
 
 def _add_workdir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", help=f"data, caches, results and site (default ${ENV_VAR} or ./{DEFAULT_WORKDIR})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ctbench", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"ctbench {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_grid(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `run` and `submit`: what to evaluate on, how, and where."""
+    _add_workdir(parser)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--profile", choices=["demo", "paper"], default="demo")
+    parser.add_argument("--tasks", type=_csv, help="comma-separated task names (default: the embedded suite)")
+    parser.add_argument("--protocols", type=_csv, default=["linear"])
+    parser.add_argument("--scales", type=_numbers(float), help="label fractions, e.g. 1,0.1,0.01 (default: each task's)")
+    parser.add_argument("--seeds", type=_numbers(int), default=[42, 1, 2, 3])
+    parser.add_argument("--weights", type=_name_path, action="append", default=[], metavar="NAME=FILE",
+                        help="local weight file for a registered checkpoint, e.g. imagenet=resnet50.pth")
+    parser.add_argument("--allow-download", action="store_true",
+                        help="let the imagenet baseline download timm weights (needs a network)")
 
+
+def _add_run(sub) -> None:
     run = sub.add_parser("run", help="run the grid (default: the embedded suite) and build the leaderboard")
-    _add_workdir(run)
-    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    run.add_argument("--profile", choices=["demo", "paper"], default="demo")
-    run.add_argument("--tasks", type=_csv, help="comma-separated task names (default: all embedded tasks)")
-    run.add_argument("--checkpoints", type=_csv, help="comma-separated checkpoint names (default: all registered)")
-    run.add_argument("--protocols", type=_csv, default=["linear"])
-    run.add_argument("--scales", type=_floats, help="label fractions, e.g. 1,0.1,0.01 (default: each task's)")
-    run.add_argument("--seeds", type=_ints, default=[42, 1, 2, 3])
-    run.add_argument("--data", type=_data_root, action="append", default=[], metavar="TASK=DIR",
+    _add_grid(run)
+    run.add_argument("--checkpoints", type=_csv, help="comma-separated names (default: the profile's and submissions)")
+    run.add_argument("--data", type=_name_path, action="append", default=[], metavar="TASK=DIR",
                      help="where a task's dataset lives (repeatable)")
 
-    results = sub.add_parser("results", help="stored results").add_subparsers(dest="action", required=True)
-    export = results.add_parser("export", help="print one row per job and metric")
-    _add_workdir(export)
-    export.add_argument("--format", choices=["csv", "json"], default="csv")
 
-    board = sub.add_parser("leaderboard", help="the static site").add_subparsers(dest="action", required=True)
-    _add_workdir(board.add_parser("build", help="rebuild HTML, CSV and JSON from stored results"))
+def _add_submit(sub) -> None:
+    submit = sub.add_parser("submit", help="evaluate a checkpoint file on the suite and put it on the leaderboard")
+    submit.add_argument("file", type=Path)
+    submit.add_argument("--name", required=True)
+    submit.add_argument("--arch", required=True, help="timm architecture, e.g. resnet50")
+    submit.add_argument("--format", help="checkpoint format (default: detected)")
+    submit.add_argument("--pretraining-domain", choices=["ct", "natural", "none", "mixed"], default="mixed")
+    submit.add_argument("--method", default="", help="pretraining method, e.g. simclr")
+    submit.add_argument("--data", dest="pretraining_data", default="", help="what it was pretrained on")
+    submit.add_argument("--input-channels", type=int, default=3)
+    submit.add_argument("--mean", type=_numbers(float), help="input normalisation (default: the format's, "
+                        "ImageNet's for most)")
+    submit.add_argument("--std", type=_numbers(float))
+    submit.add_argument("--task-data", type=_name_path, action="append", default=[], metavar="TASK=DIR")
+    _add_grid(submit)
 
+
+def _add_data(sub) -> None:
     data = sub.add_parser("data", help="the embedded datasets").add_subparsers(dest="action", required=True)
     demo = data.add_parser("demo", help="write the CT phantom (DICOM series, LiTS NIfTI, unlabeled corpus)")
     demo.add_argument("--out", required=True, type=Path)
@@ -88,115 +97,66 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--out", required=True, type=Path)
     preview.add_argument("--per-region", type=int, default=3)
 
+
+def _add_catalog(sub) -> None:
     tasks = sub.add_parser("tasks", help="registered tasks").add_subparsers(dest="action", required=True)
     tasks.add_parser("list", help="name, domain, kind, metric and source")
-    checkpoints = sub.add_parser("checkpoints", help="registered checkpoints").add_subparsers(dest="action",
-                                                                                           required=True)
-    checkpoints.add_parser("list", help="name, architecture, pretraining domain and source")
+    checkpoints = sub.add_parser("checkpoints", help="checkpoints").add_subparsers(dest="action", required=True)
+    _add_workdir(checkpoints.add_parser("list", help="registered and submitted checkpoints"))
+    inspect = checkpoints.add_parser("inspect", help="format, keys, sha256 and finiteness of a checkpoint file")
+    inspect.add_argument("file", type=Path)
+    inspect.add_argument("--arch", help="timm architecture (default: inferred)")
+    inspect.add_argument("--format", help="checkpoint format (default: detected)")
+    inspect.add_argument("--json", action="store_true")
+
+
+def _add_results(sub) -> None:
+    results = sub.add_parser("results", help="stored results").add_subparsers(dest="action", required=True)
+    export = results.add_parser("export", help="print one row per job and metric")
+    _add_workdir(export)
+    export.add_argument("--format", choices=["csv", "json"], default="csv")
+    board = sub.add_parser("leaderboard", help="the static site").add_subparsers(dest="action", required=True)
+    _add_workdir(board.add_parser("build", help="rebuild HTML, CSV and JSON from stored results"))
+
+
+def _add_pretrain(sub) -> None:
+    pretrain = sub.add_parser("pretrain", help="self-supervised pretraining on a folder of DICOM slices or images")
+    pretrain.add_argument("--corpus", required=True, type=Path)
+    pretrain.add_argument("--method", choices=["simclr", "byol"], default="simclr")
+    pretrain.add_argument("--arch")
+    pretrain.add_argument("--epochs", type=int)
+    pretrain.add_argument("--batch-size", type=int)
+    pretrain.add_argument("--image-size", type=int)
+    pretrain.add_argument("--seed", type=int)
+    pretrain.add_argument("--name")
+    pretrain.add_argument("--pretraining-domain", choices=["ct", "natural", "none", "mixed"])
+    pretrain.add_argument("--out", required=True, type=Path, help="the .safetensors backbone to write")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ctbench", description="Does CT-domain pretraining beat ImageNet "
+                                     "pretraining, and where does the domain boundary start to cost?")
+    parser.add_argument("--version", action="version", version=f"ctbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_submit, _add_data, _add_catalog, _add_results, _add_pretrain):
+        add(sub)
     return parser
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from . import runner
-    from .plugins import checkpoint_registry, task_registry
-    from .specs import RunSpec
+def _command(name: str):
+    """Commands import lazily: `ctbench tasks list` should not pay for torch and MONAI."""
+    from .commands import catalog, data, evaluate, pretrain, results
 
-    tasks = args.tasks or [e.name for e in task_registry() if e.obj.spec.embedded]
-    spec = RunSpec(
-        checkpoints=args.checkpoints or checkpoint_registry().names(), tasks=tasks, protocols=args.protocols,
-        scales=args.scales, seeds=args.seeds, profile=args.profile, device=args.device, data_roots=dict(args.data))
-    workdir = Workdir.resolve(args.workdir)
-    summary = runner.run(spec, workdir, log=_info)
-    for job_id, error in summary.failed.items():
-        _info(f"failed: {job_id}: {error}")
-    index = _build_site(workdir)
-    runner.require_success(summary)
-    print(index)
-    return 0
-
-
-def _build_site(workdir: Workdir) -> Path:
-    from leaderboard.site import build_site
-    from .store import ResultStore
-
-    index, warnings = build_site(ResultStore(workdir.results), workdir.site)
-    for warning in warnings:
-        _info(f"warning: {warning}")
-    return index
-
-
-def cmd_leaderboard(args: argparse.Namespace) -> int:
-    print(_build_site(Workdir.resolve(args.workdir)))
-    return 0
-
-
-def cmd_results(args: argparse.Namespace) -> int:
-    from .export import export
-    from .store import ResultStore
-
-    workdir = Workdir.resolve(args.workdir)
-    if not workdir.results.is_dir():
-        raise ConfigError("holds no results (run `ctbench run` first)", workdir.root)
-    for warning in export(ResultStore(workdir.results), args.format, sys.stdout):
-        _info(f"warning: {warning}")
-    return 0
-
-
-def cmd_data(args: argparse.Namespace) -> int:
-    if args.action == "inspect":
-        from .inspect_data import inspect_path
-
-        print(json.dumps(inspect_path(args.path), indent=2))
-    elif args.action == "preview":
-        from .preview import contact_sheet
-
-        print(contact_sheet(args.root, args.out, per_region=args.per_region))
-    else:
-        from dataclasses import replace
-
-        from benchmark.phantom import generate_dataset
-        from tasks.embedded import PHANTOM
-
-        if args.out.exists() and any(args.out.iterdir()):
-            raise ConfigError("exists and is not empty; choose a new folder", args.out)
-        print(generate_dataset(args.out, replace(PHANTOM, seed=args.seed)))
-    return 0
-
-
-def cmd_tasks(args: argparse.Namespace) -> int:
-    from .plugins import task_registry
-
-    rows = [(e.name, e.obj.spec.domain, e.obj.spec.kind, e.obj.spec.main_metric, e.source) for e in task_registry()]
-    _print_table(("name", "domain", "kind", "metric", "source"), rows)
-    return 0
-
-
-def cmd_checkpoints(args: argparse.Namespace) -> int:
-    from .plugins import checkpoint_registry
-
-    rows = [(e.name, e.obj.arch, e.obj.pretraining_domain, e.obj.method, e.source) for e in checkpoint_registry()]
-    _print_table(("name", "arch", "pretraining", "method", "source"), rows)
-    return 0
-
-
-def _print_table(header: Sequence[str], rows: list[Sequence[str]]) -> None:
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
-    for row in (header, *rows):
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
-
-
-def _info(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-COMMANDS = {"run": cmd_run, "data": cmd_data, "results": cmd_results, "leaderboard": cmd_leaderboard, "tasks": cmd_tasks,
-            "checkpoints": cmd_checkpoints}
+    return {"run": evaluate.cmd_run, "submit": evaluate.cmd_submit, "data": data.cmd_data,
+            "results": results.cmd_results, "leaderboard": results.cmd_leaderboard, "tasks": catalog.cmd_tasks,
+            "checkpoints": catalog.cmd_checkpoints, "pretrain": pretrain.cmd_pretrain}[name]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return _command(args.command)(args)
     except CTBenchError as exc:
         if args.debug:
             raise

@@ -6,6 +6,7 @@ left the split out of its key; a changed split then silently reused stale featur
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -49,15 +50,18 @@ def extract(model: nn.Module, slices: SliceSet, spec: CheckpointSpec, device: to
     return np.concatenate(chunks)
 
 
-def cached_features(path: Path, slices: SliceSet, compute) -> np.ndarray:
-    """Load the features at ``path`` or compute and store them; case ids guard the row order."""
+def cached_features(path: Path, slices: SliceSet, compute) -> tuple[np.ndarray, dict]:
+    """Load (features, how the checkpoint was loaded) from ``path``, or compute and store them.
+
+    ``compute`` returns the same pair; case ids guard the row order of a cached file.
+    """
     if path.exists():
         cached = read_npz(path)
         if not np.array_equal(cached["case_ids"], slices.case_ids):
             raise DataError("feature cache rows do not match the task's cases; delete the file", path)
-        return cached["features"]
-    features = compute()
+        return cached["features"], json.loads(str(cached["load_record"]))
+    features, load_record = compute()
     if not np.isfinite(features).all():
         raise DataError("backbone produced non-finite features", path)
-    write_npz(path, features=features, case_ids=slices.case_ids)
-    return features
+    write_npz(path, features=features, case_ids=slices.case_ids, load_record=np.asarray(json.dumps(load_record)))
+    return features, load_record

@@ -6,21 +6,17 @@ solo-learn's ``strict=False`` showed how quietly a half-random backbone gets eva
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import timm
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 from torch import nn
 
 from .atomic import atomic_open
 from .errors import CheckpointError
+from .formats.keys import PREFIXES, WRAPPER_KEYS  # noqa: F401  (re-exported: older imports use them here)
 from .specs import CheckpointSpec
-
-WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
-PREFIXES = ("module.", "_orig_mod.")
 
 
 def create_backbone(arch: str, in_chans: int = 3) -> nn.Module:
@@ -32,62 +28,41 @@ def create_backbone(arch: str, in_chans: int = 3) -> nn.Module:
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError("checkpoint file does not exist", path)
-    if path.suffix == ".safetensors":
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"not a readable safetensors file ({exc})", path) from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"refused: the file holds objects that are not plain weights ({exc})".split("\n")[0],
-                              path) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})".split("\n")[0],
-                              path) from None
-    return unwrap(obj, path)
+    """The file's tensors after the usual wrappers and prefixes, read safely (see benchmark.formats.safe_load)."""
+    from .formats.safe_load import read_object
+
+    obj, _ = read_object(Path(path))
+    return unwrap(obj, Path(path))
 
 
 def unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
     """Follow the usual wrappers (EMA first, as timm's train script saves the better weights there)."""
-    while isinstance(obj, dict):
-        wrapper = next((k for k in WRAPPER_KEYS if k in obj and isinstance(obj[k], dict)), None)
-        if wrapper is None:
-            break
-        obj = obj[wrapper]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError("does not contain a state dict of tensors", path)
-    return {_strip(k): v for k, v in obj.items()}
+    from .formats.keys import tensor_dict, unwrap as follow_wrappers
+
+    return tensor_dict(follow_wrappers(obj), path)
 
 
 def _strip(key: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
-    return key
+    from .formats.keys import strip_wrappers
+
+    return strip_wrappers(key)
 
 
 def load_backbone(spec: CheckpointSpec) -> nn.Module:
-    model = create_backbone(spec.arch, spec.input.channels)
+    """The spec's weights on their model, in eval mode; ``forward`` returns pooled features.
+
+    The file goes through the adapter for ``spec.format``; the first conv is adapted to
+    ``spec.input.channels`` when the file has another channel count. How the file was loaded
+    (key report, input-conv adaptation, format notes) is kept as ``model.ctbench_load``.
+    """
     if spec.weights is None:
         raise CheckpointError(f"checkpoint {spec.name} has no weight file")
-    state = read_state_dict(Path(spec.weights))
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"keys do not match timm {spec.arch}: missing {missing[:20]}{' ...' if len(missing) > 20 else ''}, "
-            f"unexpected {unexpected[:20]}{' ...' if len(unexpected) > 20 else ''}", spec.weights)
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise CheckpointError(f"non-finite weights in {bad[:10]}", spec.weights)
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    from .formats import load_checkpoint
+
+    loaded = load_checkpoint(Path(spec.weights), arch=spec.arch, fmt=spec.format, in_chans=spec.input.channels)
+    model = loaded.model
+    model.ctbench_load = loaded.summary()
+    return model
 
 
 def save_backbone(model: nn.Module, path: Path) -> None:

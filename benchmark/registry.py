@@ -36,6 +36,11 @@ class Registry(Generic[T]):
         self._entries[name] = Entry(name, obj, source)
         return obj
 
+    def copy(self) -> "Registry[T]":
+        clone: Registry[T] = Registry(self.kind, self._name_of)
+        clone._entries = dict(self._entries)
+        return clone
+
     def add_many(self, objs: Iterable[T], source: str) -> None:
         for obj in objs:
             self.add(obj, source)

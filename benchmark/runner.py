@@ -77,7 +77,8 @@ class Plan:
 def plan(spec: RunSpec, workdir: Workdir) -> Plan:
     """The full grid, with every checkpoint resolved to a hashed file (ids depend on the hash)."""
     tasks = [task_registry().get(name) for name in spec.tasks]
-    checkpoints = {name: checkpoint_files.resolve(checkpoint_registry().get(name), workdir.checkpoints)
+    registry = checkpoint_registry(workdir)
+    checkpoints = {name: checkpoint_files.resolve(registry.get(name), workdir, spec.weights, spec.allow_download)
                    for name in spec.checkpoints}
     jobs, not_applicable = [], []
     for protocol in (PROTOCOLS.get(name) for name in spec.protocols):
@@ -144,20 +145,22 @@ class LazyFeatures:
                                            data.split.sha256, prep)
         self._path = workdir.features / f"{self.cache_key}.npz"
         self._value: np.ndarray | None = None
+        self.load_record: dict | None = None  # how the checkpoint file was mapped onto the model
 
     def __call__(self) -> np.ndarray:
         from .features import cached_features
 
         if self._value is None:
-            self._value = cached_features(self._path, self._data.slices, self._extract)
+            self._value, self.load_record = cached_features(self._path, self._data.slices, self._extract)
         return self._value
 
-    def _extract(self) -> np.ndarray:
+    def _extract(self) -> tuple[np.ndarray, dict]:
         from .features import extract
         from .models import load_backbone
 
-        return extract(load_backbone(self._checkpoint), self._data.slices, self._checkpoint, self._device,
-                       self._batch_size)
+        model = load_backbone(self._checkpoint)
+        features = extract(model, self._data.slices, self._checkpoint, self._device, self._batch_size)
+        return features, model.ctbench_load
 
 
 def _run_one(job: Job, spec: RunSpec, data: TaskData, checkpoint: CheckpointSpec, features: LazyFeatures,
@@ -218,6 +221,7 @@ def _result_payload(job: Job, spec: RunSpec, data: TaskData, checkpoint: Checkpo
         },
         "preprocessing": profile.preprocessing(task.preprocessing).model_dump(mode="json"),
         "feature_cache_key": features.cache_key if protocol.uses_features else None,
+        "checkpoint_load": features.load_record,
         "predictions_file": f"{job.job_id}.predictions.npz",
         "provenance": {
             **provenance.collect(device, precision="fp32", batch_size=profile.batch_size),

@@ -123,6 +123,8 @@ class RunSpec(_Strict):
     profile: Profile = "demo"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     data_roots: dict[str, Path] = Field(default_factory=dict)
+    weights: dict[str, Path] = Field(default_factory=dict, description="local weight files for named checkpoints")
+    allow_download: bool = Field(False, description="let the ImageNet baseline fetch its weights from the hub")
 
     @field_validator("scales")
     @classmethod

@@ -24,5 +24,6 @@ class Workdir:
     features = property(lambda self: self.root / "cache" / "features")
     splits = property(lambda self: self.root / "splits")
     checkpoints = property(lambda self: self.root / "checkpoints")
+    submissions = property(lambda self: self.root / "submissions")
     results = property(lambda self: self.root / "results")
     site = property(lambda self: self.root / "site")

@@ -15,7 +15,7 @@ TASK = "phantom-body-region"
 def finished_run(tiny_phantom, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("work")
     args = ("run", "--workdir", str(workdir), "--device", "cpu", "--scales", "1,0.5", "--seeds", "42,1",
-            "--tasks", TASK, "--data", f"{TASK}={tiny_phantom / 'dicom'}")
+            "--tasks", TASK, "--checkpoints", "random", "--data", f"{TASK}={tiny_phantom / 'dicom'}")
     first = run_cli(*args)
     return workdir, args, first
 

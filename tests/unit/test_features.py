@@ -9,11 +9,12 @@ from benchmark.features import cached_features, extract, feature_cache_key, to_m
 from benchmark.models import load_backbone
 from benchmark.slices import SliceSet
 from benchmark.specs import InputConvention, Preprocessing
+from benchmark.workdir import Workdir
 
 
 @pytest.fixture(scope="module")
 def random_checkpoint(tmp_path_factory):
-    return checkpoints.resolve(builtin_checkpoints()[0], tmp_path_factory.mktemp("ck"))
+    return checkpoints.resolve(builtin_checkpoints()[0], Workdir(tmp_path_factory.mktemp("ck")))
 
 
 def slices(n=5):
@@ -23,7 +24,7 @@ def slices(n=5):
 
 
 def test_random_init_is_a_reproducible_file(random_checkpoint, tmp_path):
-    again = checkpoints.resolve(builtin_checkpoints()[0], tmp_path)
+    again = checkpoints.resolve(builtin_checkpoints()[0], Workdir(tmp_path))
     assert again.sha256 == random_checkpoint.sha256
     assert random_checkpoint.weights.suffix == ".safetensors"
 
@@ -54,10 +55,10 @@ def test_cache_key_covers_checkpoint_split_task_and_preprocessing(random_checkpo
 def test_cache_is_computed_once_and_checks_row_order(tmp_path):
     calls = []
     s = slices()
-    compute = lambda: calls.append(1) or np.ones((5, 4), np.float32)  # noqa: E731
+    compute = lambda: calls.append(1) or (np.ones((5, 4), np.float32), {"format": "timm"})  # noqa: E731
     cached_features(tmp_path / "f.npz", s, compute)
-    cached_features(tmp_path / "f.npz", s, compute)
-    assert len(calls) == 1
+    features, record = cached_features(tmp_path / "f.npz", s, compute)
+    assert len(calls) == 1 and features.shape == (5, 4) and record == {"format": "timm"}
     shuffled = SliceSet(s.images, s.labels, s.patient_ids, s.case_ids[::-1], "k")
     with pytest.raises(DataError, match="f.npz"):
         cached_features(tmp_path / "f.npz", shuffled, compute)

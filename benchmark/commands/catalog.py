@@ -1,0 +1,53 @@
+"""``ctbench tasks list`` and ``ctbench checkpoints list|inspect``."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..checkpoints import is_available
+from ..errors import EXIT_BAD_CHECKPOINT
+from ..plugins import checkpoint_registry, task_registry
+from ..workdir import Workdir
+from . import print_table
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    rows = [(e.name, e.obj.spec.domain, e.obj.spec.kind, e.obj.spec.main_metric, e.source) for e in task_registry()]
+    print_table(("name", "domain", "kind", "metric", "source"), rows)
+    return 0
+
+
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    if args.action == "inspect":
+        return _inspect(args)
+    registry = checkpoint_registry(Workdir.resolve(args.workdir))
+    rows = [(e.name, e.obj.arch, e.obj.pretraining_domain, e.obj.method, "demo" if e.obj.demo else "paper",
+             "yes" if is_available(e.obj, {}) else "needs --weights", e.source) for e in registry]
+    print_table(("name", "arch", "pretraining", "method", "profile", "available", "source"), rows)
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from ..formats import inspect_checkpoint
+
+    report = inspect_checkpoint(args.file, arch=args.arch, fmt=args.format)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    keys = report["keys"]
+    print(f"file:         {report['path']}")
+    print(f"format:       {report['format']} ({report['format_reason']})")
+    print(f"architecture: {report['arch']} ({report['arch_source']})")
+    print(f"sha256:       {report['sha256']}")
+    print(f"parameters:   {report['parameters']:,}")
+    print(f"finite:       {'yes' if report['finite'] else 'NO'}")
+    print(f"keys:         {keys['matched']} matched, {len(keys['missing'])} missing, "
+          f"{len(keys['unexpected'])} unexpected, {len(keys.get('ignored_head', []))} head keys ignored")
+    for label in ("missing", "unexpected", "shape_mismatch"):
+        for key in keys.get(label, []):
+            print(f"  {label}: {key}")
+    for part, count in sorted(keys.get("dropped", {}).items()):
+        print(f"  not part of the backbone, left out: {part} ({count} keys)")
+    for note in report.get("notes", []):
+        print(f"note:         {note}")
+    return 0 if report.get("ok", True) else EXIT_BAD_CHECKPOINT

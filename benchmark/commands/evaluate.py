@@ -1,0 +1,81 @@
+"""``ctbench run`` (the grid) and ``ctbench submit`` (one new checkpoint on the suite)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import runner
+from ..checkpoints import is_available
+from ..errors import ConfigError
+from ..hashing import file_sha256
+from ..plugins import checkpoint_registry, task_registry
+from ..specs import CheckpointSpec, InputConvention, RunSpec
+from ..submissions import load_submissions, record_submission
+from ..workdir import Workdir
+from . import info
+from .results import build_site
+
+
+def default_tasks(data_roots: dict[str, Path]) -> list[str]:
+    """The embedded suite, plus every real-data task the user pointed at its folder."""
+    return [e.name for e in task_registry() if e.obj.spec.embedded or e.name in data_roots]
+
+
+def default_checkpoints(workdir: Workdir, profile: str, weights: dict[str, Path], allow_download: bool) -> list[str]:
+    """The profile's references and every submission, less those with no weights to be had."""
+    wanted = [e for e in checkpoint_registry(workdir)
+              if e.obj.demo == (profile == "demo") or e.source.startswith("submission")]
+    missing = [e.name for e in wanted if not is_available(e.obj, weights, allow_download)]
+    if missing:
+        info(f"not evaluated, no weight file: {', '.join(missing)} (pass --weights NAME=FILE)")
+    return [e.name for e in wanted if e.name not in missing]
+
+
+def evaluate(spec: RunSpec, workdir: Workdir) -> int:
+    summary = runner.run(spec, workdir, log=info)
+    for job_id, error in summary.failed.items():
+        info(f"failed: {job_id}: {error}")
+    index = build_site(workdir)
+    runner.require_success(summary)
+    print(index)
+    return 0
+
+
+def _run_spec(args: argparse.Namespace, checkpoints: list[str], data_roots: dict[str, Path]) -> RunSpec:
+    return RunSpec(checkpoints=checkpoints, tasks=args.tasks or default_tasks(data_roots), protocols=args.protocols,
+                   scales=args.scales, seeds=args.seeds, profile=args.profile, device=args.device,
+                   data_roots=data_roots, weights=dict(args.weights), allow_download=args.allow_download)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    workdir = Workdir.resolve(args.workdir)
+    weights = dict(args.weights)
+    checkpoints = args.checkpoints or default_checkpoints(workdir, args.profile, weights, args.allow_download)
+    return evaluate(_run_spec(args, checkpoints, dict(args.data)), workdir)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from ..formats import prepare
+    from ..models import load_backbone
+
+    workdir = Workdir.resolve(args.workdir)
+    path = args.file.expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError("checkpoint file does not exist", path)
+    sha = file_sha256(path)
+    for other, source in load_submissions(workdir.submissions):
+        if other.sha256 == sha and other.name != args.name:
+            raise ConfigError(f"this file was already submitted as {other.name!r} (same sha256, {source}); "
+                              f"submit it again with --name {other.name}", path)
+    prepared = prepare(path, args.arch, args.format)
+    hint = prepared.summary()["input_hint"]  # the format's own normalisation (RadImageNet differs from ImageNet)
+    spec = CheckpointSpec(name=args.name, arch=args.arch, weights=path, sha256=sha, format=prepared.format,
+                          pretraining_domain=args.pretraining_domain, method=args.method or prepared.method,
+                          data=args.pretraining_data,
+                          input=InputConvention(channels=args.input_channels, mean=tuple(args.mean or hint["mean"]),
+                                                std=tuple(args.std or hint["std"])))
+    load_backbone(spec)  # refuses unreadable, mismatched or non-finite weights before anything is stored
+    is_new = record_submission(workdir.submissions, spec)
+    info(f"{'submitted' if is_new else 'already submitted (same sha256): reusing finished jobs of'} "
+         f"{spec.name} (format {spec.format}: {prepared.format_reason}; sha256 {sha[:12]})")
+    return evaluate(_run_spec(args, [spec.name], dict(args.task_data)), workdir)

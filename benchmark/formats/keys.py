@@ -1,0 +1,158 @@
+"""State-dict plumbing shared by the format adapters, and the key report every load produces."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from ..errors import CheckpointError
+
+WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
+PREFIXES = ("module.", "_orig_mod.")
+BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+SHOWN = 20
+
+
+def unwrap(obj: object) -> object:
+    """Follow the usual wrappers; the first present wins (EMA first: timm's train script saves the better weights there)."""
+    while isinstance(obj, Mapping):
+        wrapper = next((k for k in WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
+        if wrapper is None:
+            break
+        obj = obj[wrapper]
+    return obj
+
+
+def strip_wrappers(key: str) -> str:
+    """Remove DataParallel's ``module.`` and torch.compile's ``_orig_mod.`` from the front, however nested."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix):], True
+    return key
+
+
+def tensor_dict(obj: object, path: Path, what: str = "a state dict of tensors") -> dict[str, torch.Tensor]:
+    """``obj`` as {key: tensor} with wrapper prefixes stripped; CheckpointError if it is anything else."""
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"does not contain {what}", path)
+    bad = [str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"does not contain {what}: {shorten(bad)} are not tensors", path)
+    out: dict[str, torch.Tensor] = {}
+    for key, value in obj.items():
+        name = strip_wrappers(str(key))
+        if name in out:
+            raise CheckpointError(f"key {name!r} appears twice once wrapper prefixes are removed", path)
+        out[name] = value
+    return out
+
+
+def split_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """Keys under ``prefix`` with it removed exactly once (never ``str.replace``), and the rest counted by prefix."""
+    inside = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    rest: dict[str, int] = {}
+    for key in state:
+        if not key.startswith(prefix):
+            top = key.split(".", 1)[0]
+            rest[top] = rest.get(top, 0) + 1
+    return inside, rest
+
+
+def shorten(keys: list[str], limit: int = SHOWN) -> str:
+    shown = ", ".join(keys[:limit])
+    return f"[{shown}{f', ... {len(keys) - limit} more' if len(keys) > limit else ''}]"
+
+
+def shape_str(shape: torch.Size | tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape) or "scalar"
+
+
+@dataclass
+class KeyReport:
+    """How the file's backbone tensors line up with the model's state dict."""
+
+    matched: int = 0
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    shape_mismatch: list[str] = field(default_factory=list)
+    ignored_head: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)  # non-backbone parts by prefix (projector, momentum...)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.shape_mismatch)
+
+    def as_dict(self) -> dict:
+        return {"matched": self.matched, "missing": list(self.missing), "unexpected": list(self.unexpected),
+                "shape_mismatch": list(self.shape_mismatch), "ignored_head": list(self.ignored_head),
+                "dropped": dict(self.dropped)}
+
+    def problem(self, target: str) -> str:
+        """One line naming what does not match (lists cut to 20 names, with counts)."""
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing {shorten(self.missing)}")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected {shorten(self.unexpected)}")
+        if self.shape_mismatch:
+            parts.append(f"{len(self.shape_mismatch)} with another shape {shorten(self.shape_mismatch, 10)}")
+        return f"backbone keys do not match {target} ({self.matched} matched): " + "; ".join(parts)
+
+
+def compare(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor],
+            head_prefixes: tuple[str, ...]) -> tuple[KeyReport, dict[str, torch.Tensor]]:
+    """The report, and the state with head keys (``fc.*``...) the model does not have taken out."""
+    report = KeyReport()
+    kept: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key not in expected and any(key == p or key.startswith(p + ".") for p in head_prefixes):
+            report.ignored_head.append(key)
+            continue
+        kept[key] = value
+    report.missing = sorted(k for k in expected if k not in kept)
+    report.unexpected = sorted(k for k in kept if k not in expected)
+    for key in sorted(k for k in kept if k in expected):
+        if tuple(kept[key].shape) != tuple(expected[key].shape):
+            report.shape_mismatch.append(f"{key} file {shape_str(kept[key].shape)} model "
+                                         f"{shape_str(expected[key].shape)}")
+    report.matched = sum(1 for k in kept if k in expected) - len(report.shape_mismatch)
+    return report, kept
+
+
+def non_finite(state: Mapping[str, torch.Tensor]) -> list[str]:
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def parameter_count(state: Mapping[str, torch.Tensor]) -> int:
+    """Numbers in the backbone tensors, BatchNorm running statistics left out."""
+    return int(sum(v.numel() for k, v in state.items() if not k.endswith(BN_BUFFERS)))
+
+
+_RESNETS = {  # (bottleneck, blocks per stage) -> timm name
+    (False, (2, 2, 2, 2)): "resnet18",
+    (False, (3, 4, 6, 3)): "resnet34",
+    (True, (3, 4, 6, 3)): "resnet50",
+    (True, (3, 4, 23, 3)): "resnet101",
+    (True, (3, 8, 36, 3)): "resnet152",
+}
+
+
+def infer_resnet(state: Mapping[str, torch.Tensor]) -> str | None:
+    """A torchvision/timm-layout ResNet's name from its key names and shapes, or None."""
+    blocks = []
+    for stage in range(1, 5):
+        found = {int(m.group(1)) for k in state if (m := re.match(rf"layer{stage}\.(\d+)\.", k))}
+        if not found:
+            return None
+        blocks.append(max(found) + 1)
+    bottleneck = "layer1.0.conv3.weight" in state
+    name = _RESNETS.get((bottleneck, tuple(blocks)))
+    if name == "resnet50" and "layer1.0.conv1.weight" in state and state["layer1.0.conv1.weight"].shape[0] == 128:
+        return "wide_resnet50_2"
+    return name
