@@ -13,7 +13,7 @@ def test_linear_job_on_demo_sized_features(benchmark):
     rng = np.random.default_rng(0)
     n, dim = 864, 512
     labels = rng.integers(0, 6, n)
-    features = rng.normal(size=(n, dim)).astype(np.float32) + np.eye(6, dim)[labels] * 2
+    features = rng.normal(size=(n, dim)).astype(np.float32) + np.eye(6, dim)[labels] * 4
     slices = SliceSet(np.zeros((n, 1, 1, 1), np.float16), labels, np.asarray([str(i) for i in range(n)]),
                       np.asarray([str(i) for i in range(n)]), "k")
     idx = np.arange(n)
