@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoints as checkpoint_files
 from . import provenance
-from .errors import ConfigError, CTBenchError, JobError
+from .errors import ConfigError, CTBenchError, DataError, JobError
 from .grid import Job, expand
 from .plugins import checkpoint_registry, task_registry
 from .profiles import PROFILES, ProfileSettings
@@ -75,8 +75,13 @@ class Plan:
 
 
 def plan(spec: RunSpec, workdir: Workdir) -> Plan:
-    """The full grid, with every checkpoint resolved to a hashed file (ids depend on the hash)."""
+    """The full grid, with every checkpoint resolved to a hashed file (ids depend on the hash).
+
+    Cheap checks of the user's input come first: resolving a checkpoint can mean minutes
+    of pretraining, which a mistyped --data folder should not cost.
+    """
     tasks = [task_registry().get(name) for name in spec.tasks]
+    check_data_roots(spec)
     registry = checkpoint_registry(workdir)
     checkpoints = {name: checkpoint_files.resolve(registry.get(name), workdir, spec.weights, spec.allow_download)
                    for name in spec.checkpoints}
@@ -115,6 +120,13 @@ def run(spec: RunSpec, workdir: Workdir, log: Log = print) -> RunSummary:
                 progress.update(1)
     progress.close()
     return summary
+
+
+def check_data_roots(spec: RunSpec) -> None:
+    for name, root in spec.data_roots.items():
+        task_registry().get(name)
+        if not Path(root).expanduser().is_dir():
+            raise DataError(f"is not a directory (given with --data {name}=...)", root)
 
 
 def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSettings) -> TaskData:

@@ -106,6 +106,7 @@ def test_a_missing_data_folder_is_one_line_and_exit_code_2(tmp_path):
     proc = run_cli("run", "--workdir", str(tmp_path), "--tasks", TASK, "--data", f"{TASK}={tmp_path / 'nope'}",
                    check=False)
     assert proc.returncode == 2
+    assert not (tmp_path / "checkpoints").exists()  # refused before any checkpoint was made
     assert proc.stderr.strip().splitlines()[-1].startswith("ctbench: error: ")
     assert "nope" in proc.stderr and "Traceback" not in proc.stderr
 
