@@ -9,13 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import timm
-import torch
 from safetensors.torch import save
 from torch import nn
 
 from .atomic import atomic_open
 from .errors import CheckpointError
-from .formats.keys import PREFIXES, WRAPPER_KEYS  # noqa: F401  (re-exported: older imports use them here)
 from .specs import CheckpointSpec
 
 
@@ -25,27 +23,6 @@ def create_backbone(arch: str, in_chans: int = 3) -> nn.Module:
         return timm.create_model(arch, pretrained=False, num_classes=0, in_chans=in_chans)
     except RuntimeError as exc:
         raise CheckpointError(f"unknown timm architecture {arch!r}: {exc}") from None
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """The file's tensors after the usual wrappers and prefixes, read safely (see benchmark.formats.safe_load)."""
-    from .formats.safe_load import read_object
-
-    obj, _ = read_object(Path(path))
-    return unwrap(obj, Path(path))
-
-
-def unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
-    """Follow the usual wrappers (EMA first, as timm's train script saves the better weights there)."""
-    from .formats.keys import tensor_dict, unwrap as follow_wrappers
-
-    return tensor_dict(follow_wrappers(obj), path)
-
-
-def _strip(key: str) -> str:
-    from .formats.keys import strip_wrappers
-
-    return strip_wrappers(key)
 
 
 def load_backbone(spec: CheckpointSpec) -> nn.Module:
