@@ -55,8 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from ..formats import prepare
-    from ..models import load_backbone
+    from ..formats import load_checkpoint
 
     workdir = Workdir.resolve(args.workdir)
     path = args.file.expanduser().resolve()
@@ -67,14 +66,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if other.sha256 == sha and other.name != args.name:
             raise ConfigError(f"this file was already submitted as {other.name!r} (same sha256, {source}); "
                               f"submit it again with --name {other.name}", path)
-    prepared = prepare(path, args.arch, args.format)
+    # One safe read: refuses unreadable, mismatched or non-finite weights before anything is stored.
+    prepared = load_checkpoint(path, args.arch, args.format, in_chans=args.input_channels)
     hint = prepared.summary()["input_hint"]  # the format's own normalisation (RadImageNet differs from ImageNet)
     spec = CheckpointSpec(name=args.name, arch=args.arch, weights=path, sha256=sha, format=prepared.format,
                           pretraining_domain=args.pretraining_domain, method=args.method or prepared.method,
                           data=args.pretraining_data,
                           input=InputConvention(channels=args.input_channels, mean=tuple(args.mean or hint["mean"]),
                                                 std=tuple(args.std or hint["std"])))
-    load_backbone(spec)  # refuses unreadable, mismatched or non-finite weights before anything is stored
     is_new = record_submission(workdir.submissions, spec)
     info(f"{'submitted' if is_new else 'already submitted (same sha256): reusing finished jobs of'} "
          f"{spec.name} (format {spec.format}: {prepared.format_reason}; sha256 {sha[:12]})")
