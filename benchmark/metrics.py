@@ -41,22 +41,46 @@ def compute(names: list[str], y_true: np.ndarray, prob: np.ndarray) -> dict[str,
     return {name: METRICS[name](y_true, prob) for name in names}
 
 
-def dice_scores(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict[str, float]:
-    """Dice per foreground class over all given pixels, and their mean.
+def segmentation_scores(y_true: np.ndarray, y_pred: np.ndarray, patient_ids: np.ndarray,
+                        class_names: list[str]) -> dict[str, float]:
+    """Dice per class three ways, as LiTS reports them.
 
-    Written by hand because scikit-learn's f1 would need the masks flattened into one
-    long vector per class; the formula is the same (Dice = F1 of the pixel labels).
-    A class absent from both truth and prediction has no defined Dice (NaN), not 1.
+    ``dice_<class>``: per patient volume (its slices pooled), averaged over volumes (LiTS's
+    "Dice per case"); ``dice_global_<class>``: all pixels pooled; ``dice_slice_<class>``:
+    per slice, averaged. Volumes or slices where a class is absent from both truth and
+    prediction are left out of that class's average (a NaN, never a free 1.0). ``dice_mean``
+    averages the per-volume foreground scores. Written by hand: scikit-learn's f1 is the same
+    formula but knows neither volumes nor undefined cases.
     """
-    scores = {}
+    patients = np.unique(patient_ids)
+    scores: dict[str, float] = {}
     for index, name in enumerate(class_names[1:], start=1):
         truth, pred = y_true == index, y_pred == index
-        denominator = truth.sum() + pred.sum()
-        scores[f"dice_{name}"] = float(2 * (truth & pred).sum() / denominator) if denominator else float("nan")
-    finite = [v for v in scores.values() if np.isfinite(v)]
-    scores["dice_mean"] = float(np.mean(finite)) if finite else float("nan")
+        scores[f"dice_{name}"] = _nanmean([_dice(truth[patient_ids == p], pred[patient_ids == p]) for p in patients])
+        scores[f"dice_global_{name}"] = _dice(truth, pred)
+        scores[f"dice_slice_{name}"] = _nanmean([_dice(t, q) for t, q in zip(truth, pred)])
+    scores["dice_mean"] = _nanmean([scores[f"dice_{name}"] for name in class_names[1:]])
     return scores
 
 
+def score(kind: str, names: list[str], class_names: list[str], y_true: np.ndarray, patient_ids: np.ndarray,
+          predictions: dict[str, np.ndarray]) -> dict[str, float]:
+    """A task's metrics from saved predictions: what protocols report and ``rescore`` recomputes."""
+    if kind == "segmentation":
+        return segmentation_scores(y_true, predictions["masks"], patient_ids, class_names)
+    return compute(names, y_true, predictions["probabilities"])
+
+
+def _dice(truth: np.ndarray, pred: np.ndarray) -> float:
+    denominator = truth.sum() + pred.sum()
+    return float(2 * (truth & pred).sum() / denominator) if denominator else float("nan")
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def known_metric(name: str, class_names: list[str]) -> bool:
-    return name in METRICS or name == "dice_mean" or name in {f"dice_{c}" for c in class_names[1:]}
+    dice = {f"dice_{variant}{c}" for variant in ("", "global_", "slice_") for c in class_names[1:]}
+    return name in METRICS or name == "dice_mean" or name in dice

@@ -1,22 +1,27 @@
 import numpy as np
 import pytest
 
-from benchmark.metrics import compute, dice_scores, known_metric
+from benchmark.metrics import compute, known_metric, segmentation_scores
 from benchmark.plugins import task_registry
 
 
-def test_dice_per_class_and_mean():
-    truth = np.array([[0, 1, 1, 2]])
-    pred = np.array([[0, 1, 0, 2]])
-    scores = dice_scores(truth, pred, ["background", "liver", "lesion"])
-    assert scores["dice_liver"] == pytest.approx(2 * 1 / (2 + 1))
-    assert scores["dice_lesion"] == 1.0
-    assert scores["dice_mean"] == pytest.approx((2 / 3 + 1) / 2)
+def test_dice_per_class_per_volume_globally_and_per_slice():
+    truth = np.array([[[0, 1, 1, 2]], [[0, 1, 1, 1]], [[0, 0, 0, 0]]])  # 3 slices of 1x4 pixels
+    pred = np.array([[[0, 1, 0, 2]], [[0, 1, 1, 1]], [[2, 0, 0, 0]]])
+    patients = np.array(["a", "a", "b"])
+    scores = segmentation_scores(truth, pred, patients, ["background", "liver", "lesion"])
+    assert scores["dice_global_liver"] == pytest.approx(2 * 4 / (5 + 4))
+    assert scores["dice_liver"] == pytest.approx(2 * 4 / (5 + 4))  # only volume a has liver
+    assert scores["dice_slice_liver"] == pytest.approx((2 / 3 + 1) / 2)  # slice 3 has none: left out
+    assert scores["dice_lesion"] == pytest.approx((1.0 + 0.0) / 2)  # volume b: a false positive scores 0
+    assert scores["dice_global_lesion"] == pytest.approx(2 * 1 / (1 + 2))
+    assert scores["dice_mean"] == pytest.approx((scores["dice_liver"] + scores["dice_lesion"]) / 2)
 
 
 def test_a_class_absent_everywhere_has_no_dice():
-    scores = dice_scores(np.zeros((2, 2)), np.zeros((2, 2)), ["background", "lesion"])
-    assert np.isnan(scores["dice_lesion"]) and np.isnan(scores["dice_mean"])
+    scores = segmentation_scores(np.zeros((2, 2, 2), int), np.zeros((2, 2, 2), int), np.array(["a", "b"]),
+                                 ["background", "lesion"])
+    assert np.isnan(scores["dice_lesion"]) and np.isnan(scores["dice_mean"]) and np.isnan(scores["dice_slice_lesion"])
 
 
 def test_classification_metrics_from_probabilities():
@@ -36,3 +41,9 @@ def test_every_registered_task_names_metrics_ctbench_can_compute():
     for entry in task_registry():
         spec = entry.obj.spec
         assert all(known_metric(m, spec.class_names) for m in spec.metrics), entry.name
+
+
+def test_multilabel_auc_is_the_mean_of_per_label_aucs():
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    prob = np.array([[0.9, 0.2], [0.1, 0.3], [0.8, 0.6], [0.2, 0.4]])  # label 0 perfect, label 1 AUC 0.75
+    assert compute(["auc"], y, prob)["auc"] == pytest.approx((1.0 + 0.75) / 2)
