@@ -13,6 +13,7 @@ from typing import Iterator
 from benchmark.errors import DataError
 from benchmark.natural.photos import TASK_CLASSES
 from benchmark.readers.image import IMAGE_SUFFIXES, read_rgb
+from benchmark.recipes import study_recipe
 from benchmark.specs import Preprocessing, TaskSpec, Window
 from benchmark.task import Case, Task
 
@@ -34,6 +35,7 @@ class NaturalPhotoPatches(Task):
         preprocessing=Preprocessing(windows=[Window(center=127.5, width=255)], channels=3, size=64),
         data_layout="DIR/<class>/<group>__<k>.png (torchvision ImageFolder; class folders named as the classes)",
         embedded=True,
+        training=study_recipe("chestxray8"),  # the study's recipe for its other 2-D classification task
     )
 
     def cases(self, root: Path) -> Iterator[Case]:

@@ -14,6 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from benchmark.readers.lits import liver_slices
+from benchmark.recipes import study_recipe
 from benchmark.specs import Preprocessing, TaskSpec, Window
 from benchmark.task import Case, Task
 
@@ -47,8 +48,10 @@ class PhantomLiverSegmentation(_LitsLayoutTask):
         description="Liver and lesion segmentation of axial phantom slices (LiTS 2017 analogue).",
         kind="segmentation",
         class_names=["background", "liver", "lesion"],
-        metrics=["dice_liver", "dice_lesion", "dice_mean"],
+        metrics=["dice_mean", "dice_liver", "dice_lesion", "dice_global_liver", "dice_global_lesion",
+                 "dice_slice_liver", "dice_slice_lesion"],
         main_metric="dice_mean",
+        training=study_recipe("lits"),
         **LITS_FIELDS,
     )
 
@@ -65,6 +68,7 @@ class PhantomLesionPresent(_LitsLayoutTask):
         metrics=["auc", "accuracy", "balanced_accuracy"],
         main_metric="auc",
         default_scales=[1.0, 0.5, 0.1],  # 1 % and 10 % of 32 pool volumes both floor to 2 per stratum
+        training=study_recipe("lits", class_weights=None),  # the 3-class weights are the segmentation's
         **LITS_FIELDS,
     )
 

@@ -13,6 +13,7 @@ from typing import Iterator
 from benchmark.errors import DataError
 from benchmark.phantom import REGIONS
 from benchmark.readers.dicom import iter_dicom_files, read_ct_slice
+from benchmark.recipes import study_recipe
 from benchmark.specs import Preprocessing, TaskSpec, Window
 from benchmark.task import Case, Task
 
@@ -47,6 +48,7 @@ class PhantomBodyRegion(Task):
             channels=3, size=64),
         data_layout="DIR/**/*.dcm: CT slices; label from BodyPartExamined, patient from PatientID",
         embedded=True,
+        training=study_recipe("body-region"),
     )
 
     def cases(self, root: Path) -> Iterator[Case]:
