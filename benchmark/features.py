@@ -14,39 +14,38 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .accel import Accelerator, batches, largest_batch
 from .atomic import read_npz, write_npz
 from .errors import DataError
 from .slices import SliceSet
 from .hashing import canonical_hash
+from .inputs import to_model_input
 from .specs import CheckpointSpec, Preprocessing
 
 
 def feature_cache_key(checkpoint: CheckpointSpec, task: str, task_version: str, split_sha: str,
-                      prep: Preprocessing) -> str:
-    """The architecture and input convention are in the key too: they change the features of one file."""
+                      prep: Preprocessing, precision: str = "fp32") -> str:
+    """The architecture, input convention and precision are in the key too: each changes the
+    features of one file (bf16 features are not fp32 features)."""
     return canonical_hash([checkpoint.sha256, checkpoint.arch, checkpoint.input.model_dump(mode="json"), task,
-                           task_version, split_sha, prep.model_dump(mode="json")])[:24]
+                           task_version, split_sha, prep.model_dump(mode="json"), precision])[:24]
 
 
-def to_model_input(batch: np.ndarray, spec: CheckpointSpec) -> torch.Tensor:
-    """Match the pretraining's channel count and normalisation convention."""
-    x = torch.from_numpy(batch.astype(np.float32))
-    channels = spec.input.channels
-    if x.shape[1] != channels:
-        x = x.mean(dim=1, keepdim=True).expand(-1, channels, -1, -1) if channels > 1 else x.mean(1, keepdim=True)
-    mean = torch.tensor(spec.input.mean[:channels]).view(1, -1, 1, 1)
-    std = torch.tensor(spec.input.std[:channels]).view(1, -1, 1, 1)
-    return (x - mean) / std
+def extract(model: nn.Module, slices: SliceSet, spec: CheckpointSpec, accel: Accelerator,
+            batch_size: int) -> np.ndarray:
+    """Pooled features of every slice; on CUDA at the largest batch that fits."""
+    model = accel.prepare(model).eval()
+    return largest_batch(lambda size: _extract(model, slices, spec, accel, size), batch_size, accel)
 
 
 @torch.inference_mode()
-def extract(model: nn.Module, slices: SliceSet, spec: CheckpointSpec, device: torch.device,
-            batch_size: int) -> np.ndarray:
-    model = model.to(device).eval()
+def _extract(model: nn.Module, slices: SliceSet, spec: CheckpointSpec, accel: Accelerator,
+             batch_size: int) -> np.ndarray:
     chunks = []
-    for start in tqdm(range(0, len(slices), batch_size), desc=f"features {spec.name}", unit="batch", leave=False):
-        x = to_model_input(slices.images[start:start + batch_size], spec).to(device)
-        chunks.append(model(x).float().cpu().numpy())
+    for rows in tqdm(batches(len(slices), batch_size), desc=f"features {spec.name}", unit="batch", leave=False):
+        x = accel.to_device(to_model_input(slices.images[rows], spec))
+        with accel.autocast():
+            chunks.append(model(x).float().cpu().numpy())
     return np.concatenate(chunks)
 
 

@@ -7,9 +7,14 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .accel import Accelerator
 
 PACKAGES = ("torch", "torchvision", "timm", "monai", "numpy", "scikit-learn", "scipy", "pydicom", "nibabel",
             "safetensors", "pydantic")
@@ -43,7 +48,8 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def collect(device: torch.device, precision: str, batch_size: int) -> dict:
+def collect(accel: "Accelerator", batch_size: int) -> dict:
+    device = accel.device
     return {
         "ctbench_version": __version__,
         "git": git_state(),
@@ -53,6 +59,8 @@ def collect(device: torch.device, precision: str, batch_size: int) -> dict:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch_threads": torch.get_num_threads(),
-        "precision": precision,
+        "precision": accel.precision,
+        "channels_last": accel.channels_last,
+        "compile": accel.compile,
         "batch_size": batch_size,
     }

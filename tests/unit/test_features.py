@@ -4,6 +4,7 @@ import torch
 
 from baselines import builtin_checkpoints
 from benchmark import checkpoints
+from benchmark.accel import Accelerator
 from benchmark.errors import DataError
 from benchmark.features import cached_features, extract, feature_cache_key, to_model_input
 from benchmark.models import load_backbone
@@ -31,13 +32,14 @@ def test_random_init_is_a_reproducible_file(random_checkpoint, tmp_path):
 
 def test_features_are_deterministic_and_batch_size_independent(random_checkpoint):
     model = load_backbone(random_checkpoint)
-    a = extract(model, slices(), random_checkpoint, torch.device("cpu"), batch_size=2)
-    b = extract(model, slices(), random_checkpoint, torch.device("cpu"), batch_size=5)
+    cpu = Accelerator.create(torch.device("cpu"))
+    a = extract(model, slices(), random_checkpoint, cpu, batch_size=2)
+    b = extract(model, slices(), random_checkpoint, cpu, batch_size=5)
     assert a.shape == (5, model.num_features)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_cache_key_covers_checkpoint_split_task_and_preprocessing(random_checkpoint):
+def test_cache_key_covers_checkpoint_split_task_preprocessing_and_precision(random_checkpoint):
     prep = Preprocessing(size=32)
     base = feature_cache_key(random_checkpoint, "t", "1", "s" * 64, prep)
     assert base == feature_cache_key(random_checkpoint, "t", "1", "s" * 64, prep)
@@ -48,8 +50,9 @@ def test_cache_key_covers_checkpoint_split_task_and_preprocessing(random_checkpo
         feature_cache_key(random_checkpoint, "t", "2", "s" * 64, prep),
         feature_cache_key(random_checkpoint, "t", "1", "x" * 64, prep),
         feature_cache_key(random_checkpoint, "t", "1", "s" * 64, Preprocessing(size=64)),
+        feature_cache_key(random_checkpoint, "t", "1", "s" * 64, prep, precision="bf16"),
     }
-    assert base not in others and len(others) == 5
+    assert base not in others and len(others) == 6
 
 
 def test_cache_is_computed_once_and_checks_row_order(tmp_path):

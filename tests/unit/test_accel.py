@@ -1,0 +1,43 @@
+"""The fast-path switches: inert on a CPU (so CPU numbers stay plain fp32), and the GPU check's code path."""
+import json
+
+import pytest
+import torch
+
+from benchmark import gpu_check
+from benchmark.accel import Accelerator, largest_batch
+
+
+def test_a_cpu_accelerator_is_plain_fp32():
+    accel = Accelerator.create(torch.device("cpu"))
+    assert (accel.precision, accel.channels_last, accel.compile) == ("fp32", False, False)
+    x = torch.rand(2, 3, 4, 4)
+    assert accel.to_device(x) is x
+    with accel.autocast():
+        assert torch.get_autocast_dtype("cpu") is not None and not torch.is_autocast_enabled("cpu")
+    assert not accel.grad_scaler().is_enabled()
+
+
+def test_an_explicit_cpu_precision_turns_autocast_on():
+    accel = Accelerator.create(torch.device("cpu"), "bf16")
+    with accel.autocast():
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.nn.Linear(4, 4)(torch.rand(2, 4)).dtype == torch.bfloat16
+
+
+def test_largest_batch_keeps_the_given_batch_on_a_cpu():
+    assert largest_batch(lambda size: size, 64, Accelerator(torch.device("cpu"))) == 64
+
+
+def test_gpu_check_runs_its_whole_path_on_a_cpu(capsys):
+    assert gpu_check.main(["--device", "cpu", "--arch", "test_resnet", "--size", "32", "--batch", "8",
+                           "--steps", "2"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["extract_img_per_s_fp32"] > 0 and report["extract_img_per_s_bf16+channels_last"] > 0
+    assert report["finetune"]["steps"] == 2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_gpu_check_without_a_gpu_says_so(capsys):
+    assert gpu_check.main([]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
