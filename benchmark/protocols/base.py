@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
+import torch
+from torch import nn
 
+from ..accel import Accelerator
+from ..errors import JobError
+from ..metrics import score
+from ..profiles import PROFILES, ProfileSettings
 from ..specs import CheckpointSpec, TaskSpec
 
 if TYPE_CHECKING:  # importing slices pulls in MONAI, which a finished grid never needs
@@ -22,13 +28,27 @@ class JobContext:
     test: np.ndarray
     seed: int
     features: Callable[[], np.ndarray]  # cached frozen-backbone features, computed on first call
+    backbone: Optional[Callable[[], nn.Module]] = None  # a fresh copy of the checkpoint's model, for training
+    accel: Accelerator = field(default_factory=lambda: Accelerator(torch.device("cpu")))
+    profile: ProfileSettings = PROFILES["demo"]
+
+    def score(self, rows: np.ndarray, predictions: dict[str, np.ndarray]) -> dict[str, float]:
+        """The task's metrics on ``rows`` (validation or test), from what would be saved."""
+        task = self.task
+        return score(task.kind, task.metrics, task.class_names, self.slices.labels[rows],
+                     self.slices.patient_ids[rows], predictions)
+
+    def model(self) -> nn.Module:
+        if self.backbone is None:
+            raise JobError(f"no model source given for checkpoint {self.checkpoint.name}")
+        return self.backbone()
 
 
 @dataclass
 class Outcome:
     metrics: dict[str, float]
     hyperparameters: dict
-    probabilities: np.ndarray  # test-set predictions, rows aligned with JobContext.test
+    predictions: dict[str, np.ndarray]  # saved beside the result; rows aligned with JobContext.test
     notes: dict = field(default_factory=dict)
 
 

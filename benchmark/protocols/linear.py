@@ -26,32 +26,41 @@ MAX_ITER = 2000
 class LinearProbe(Protocol):
     name = "linear"
     version = "2"  # 2: warm-started C path (the chosen optimum can move within lbfgs's tolerance)
-    kinds = frozenset({"classification"})
+    kinds = frozenset({"classification", "multilabel"})
     uses_features = True
 
     def run(self, ctx: JobContext) -> Outcome:
         features = ctx.features()
         # A head on ~1k x 512 features is too small for BLAS threads: one thread is ~2x faster here.
         with threadpool_limits(limits=1):
-            return self._evaluate(ctx, features)
+            if ctx.task.kind == "multilabel":
+                return self._multilabel(ctx, features)
+            prob, choice = self._head(ctx, features, ctx.slices.labels, len(ctx.task.class_names),
+                                      ctx.task.main_metric, ctx.task.higher_is_better)
+        return Outcome(ctx.score(ctx.test, {"probabilities": prob}), choice, {"probabilities": prob})
 
-    def _evaluate(self, ctx: JobContext, features: np.ndarray) -> Outcome:
-        labels = ctx.slices.labels
-        n_classes = len(ctx.task.class_names)
+    def _multilabel(self, ctx: JobContext, features: np.ndarray) -> Outcome:
+        """One binary head per label, each with its own C chosen by that label's validation AUC."""
+        columns, choices = [], {}
+        for j, label in enumerate(ctx.task.class_names):
+            prob, choices[label] = self._head(ctx, features, ctx.slices.labels[:, j], 2, "auc", True)
+            columns.append(prob[:, 1])
+        prob = np.stack(columns, axis=1)
+        return Outcome(ctx.score(ctx.test, {"probabilities": prob}), {"per_label": choices},
+                       {"probabilities": prob})
+
+    def _head(self, ctx: JobContext, features: np.ndarray, labels: np.ndarray, n_classes: int, metric: str,
+              higher_is_better: bool) -> tuple[np.ndarray, dict]:
+        """Sweep C on the validation split, refit on train + val, return test probabilities and the record."""
         _require_two_classes(labels[ctx.train], ctx)
-        sweep = {c: self._score(model, features[ctx.val], labels[ctx.val], n_classes, ctx)
+        sweep = {c: self._score(model, features[ctx.val], labels[ctx.val], n_classes, metric)
                  for c, model in self._path(features[ctx.train], labels[ctx.train], ctx.seed)}
-        best_c = _best(sweep, ctx.task.higher_is_better)
+        best_c = _best(sweep, higher_is_better)
         fit_rows = np.concatenate([ctx.train, ctx.val])
         head = self._fit(features[fit_rows], labels[fit_rows], best_c, ctx.seed)
-        prob = _full_proba(head, features[ctx.test], n_classes)
-        return Outcome(
-            metrics=compute(ctx.task.metrics, labels[ctx.test], prob),
-            hyperparameters={"C": best_c, "selection": "val:" + ctx.task.main_metric, "refit": "train+val",
-                             "sweep": {f"{c:g}": s for c, s in sweep.items()}, "solver": "lbfgs",
-                             "standardize": True},
-            probabilities=prob,
-        )
+        return _full_proba(head, features[ctx.test], n_classes), {
+            "C": best_c, "selection": "val:" + metric, "refit": "train+val",
+            "sweep": {f"{c:g}": s for c, s in sweep.items()}, "solver": "lbfgs", "standardize": True}
 
     @staticmethod
     def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int):
@@ -75,8 +84,8 @@ class LinearProbe(Protocol):
             yield c, model
 
     @staticmethod
-    def _score(model, x: np.ndarray, y: np.ndarray, n_classes: int, ctx: JobContext) -> float:
-        return compute([ctx.task.main_metric], y, _full_proba(model, x, n_classes))[ctx.task.main_metric]
+    def _score(model, x: np.ndarray, y: np.ndarray, n_classes: int, metric: str) -> float:
+        return compute([metric], y, _full_proba(model, x, n_classes))[metric]
 
 
 def _full_proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:

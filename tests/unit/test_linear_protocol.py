@@ -27,8 +27,8 @@ def test_linear_probe_learns_separable_features_and_records_its_choice():
     outcome = PROTOCOLS.get("linear").run(context(signal=4.0))
     assert outcome.metrics["accuracy"] > 0.9
     assert outcome.hyperparameters["C"] in [float(c) for c in outcome.hyperparameters["sweep"]]
-    assert outcome.probabilities.shape == (100, 3)
-    np.testing.assert_allclose(outcome.probabilities.sum(1), 1, atol=1e-6)
+    assert outcome.predictions["probabilities"].shape == (100, 3)
+    np.testing.assert_allclose(outcome.predictions["probabilities"].sum(1), 1, atol=1e-6)
 
 
 def test_linear_probe_is_at_chance_on_noise():
@@ -39,7 +39,7 @@ def test_linear_probe_is_at_chance_on_noise():
 def test_linear_probe_is_deterministic():
     a = PROTOCOLS.get("linear").run(context(signal=1.0))
     b = PROTOCOLS.get("linear").run(context(signal=1.0))
-    np.testing.assert_array_equal(a.probabilities, b.probabilities)
+    np.testing.assert_array_equal(a.predictions["probabilities"], b.predictions["probabilities"])
 
 
 def test_single_class_budget_is_a_clear_error():
