@@ -51,9 +51,13 @@ def _add_grid(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--profile", choices=["demo", "paper"], default="demo")
     parser.add_argument("--tasks", type=_csv, help="comma-separated task names (default: the embedded suite)")
-    parser.add_argument("--protocols", type=_csv, default=["linear"])
+    parser.add_argument("--protocols", type=_csv, help="comma-separated, from linear, knn, finetune, seg-linear, "
+                        "seg-finetune (default: linear,finetune,seg-linear,seg-finetune)")
     parser.add_argument("--scales", type=_numbers(float), help="label fractions, e.g. 1,0.1,0.01 (default: each task's)")
-    parser.add_argument("--seeds", type=_numbers(int), default=[42, 1, 2, 3])
+    parser.add_argument("--seeds", type=_numbers(int), help="default: the profile's, 42,1,2 for demo and 42,1,2,3 for paper")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="autocast precision (auto: bf16 on CUDA where supported, fp32 on CPU)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the models that train")
     parser.add_argument("--weights", type=_name_path, action="append", default=[], metavar="NAME=FILE",
                         help="local weight file for a registered checkpoint, e.g. imagenet=resnet50.pth")
     parser.add_argument("--allow-download", action="store_true",
@@ -115,6 +119,9 @@ def _add_results(sub) -> None:
     export = results.add_parser("export", help="print one row per job and metric")
     _add_workdir(export)
     export.add_argument("--format", choices=["csv", "json"], default="csv")
+    rescore = sub.add_parser("rescore", help="recompute every result's metrics from its saved predictions")
+    _add_workdir(rescore)
+    rescore.add_argument("--check", action="store_true", help="only compare; exit 1 if a stored metric differs")
     board = sub.add_parser("leaderboard", help="the static site").add_subparsers(dest="action", required=True)
     _add_workdir(board.add_parser("build", help="rebuild HTML, CSV and JSON from stored results"))
 
@@ -149,7 +156,8 @@ def _command(name: str):
     from .commands import catalog, data, evaluate, pretrain, results
 
     return {"run": evaluate.cmd_run, "submit": evaluate.cmd_submit, "data": data.cmd_data,
-            "results": results.cmd_results, "leaderboard": results.cmd_leaderboard, "tasks": catalog.cmd_tasks,
+            "results": results.cmd_results, "leaderboard": results.cmd_leaderboard,
+            "rescore": results.cmd_rescore, "tasks": catalog.cmd_tasks,
             "checkpoints": catalog.cmd_checkpoints, "pretrain": pretrain.cmd_pretrain}[name]
 
 

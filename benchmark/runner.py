@@ -6,6 +6,7 @@ grid reruns in seconds and an interrupted one resumes.
 """
 from __future__ import annotations
 
+import copy
 import random
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoints as checkpoint_files
 from . import provenance
+from .accel import Accelerator
 from .errors import ConfigError, CTBenchError, DataError, JobError
 from .grid import Job, expand
 from .plugins import checkpoint_registry, task_registry
@@ -100,8 +102,9 @@ def plan(spec: RunSpec, workdir: Workdir) -> Plan:
 def run(spec: RunSpec, workdir: Workdir, log: Log = print) -> RunSummary:
     grid = plan(spec, workdir)
     jobs, checkpoints = grid.jobs, grid.checkpoints
-    for task, protocol in grid.not_applicable:
-        log(f"skipping {task} under {protocol}: the protocol does not evaluate {task_registry().get(task).spec.kind}")
+    if grid.not_applicable:
+        log("not evaluated, the protocol does not take the task's kind: "
+            + ", ".join(f"{task} under {protocol}" for task, protocol in grid.not_applicable))
     store = ResultStore(workdir.results)
     summary = RunSummary(jobs=jobs)
     summary.skipped = [j for j in jobs if store.is_done(j)]
@@ -109,14 +112,16 @@ def run(spec: RunSpec, workdir: Workdir, log: Log = print) -> RunSummary:
     log(f"{len(jobs)} jobs in the grid: {len(summary.skipped)} already done, {len(pending)} to run")
     if not pending:
         return summary
-    device, profile = pick_device(spec.device), PROFILES[spec.profile]
+    accel = Accelerator.create(pick_device(spec.device), spec.precision, spec.compile)
+    profile = PROFILES[spec.profile]
     progress = tqdm(total=len(pending), desc="jobs", unit="job")
     for task_name, task_jobs in groupby(sorted(pending, key=lambda j: j.task), key=lambda j: j.task):
         data = prepare_task(task_registry().get(task_name), spec, workdir, profile)
         for ck_name, ck_jobs in groupby(sorted(task_jobs, key=lambda j: j.checkpoint), key=lambda j: j.checkpoint):
-            features = LazyFeatures(checkpoints[ck_name], data, workdir, device, profile)
+            model = CheckpointModel(checkpoints[ck_name])
+            features = LazyFeatures(model, data, workdir, accel, profile)
             for job in ck_jobs:
-                _run_one(job, spec, data, checkpoints[ck_name], features, store, device, profile, summary)
+                _run_one(job, spec, data, model, features, store, accel, profile, summary)
                 progress.update(1)
     progress.close()
     return summary
@@ -142,63 +147,85 @@ def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSe
     return TaskData(task, root, slices, split, indices_for(slices.patient_ids, split.payload["test_patients"]))
 
 
+class CheckpointModel:
+    """A checkpoint's model, read from its file once per run and handed out as fresh copies,
+    so that a job that trains never starts from another job's weights."""
+
+    def __init__(self, spec: CheckpointSpec):
+        self.spec = spec
+        self._model = None
+        self.load_record: dict | None = None  # how the checkpoint file was mapped onto the model
+
+    def fresh(self) -> torch.nn.Module:
+        if self._model is None:
+            from .models import load_backbone
+
+            self._model = load_backbone(self.spec)
+            self.load_record = self._model.ctbench_load
+        return copy.deepcopy(self._model)
+
+
 class LazyFeatures:
     """Frozen features for one checkpoint x task, computed (or loaded) on first call, so
     protocols that train end to end never pay for them."""
 
-    def __init__(self, checkpoint: CheckpointSpec, data: TaskData, workdir: Workdir, device: torch.device,
+    def __init__(self, model: CheckpointModel, data: TaskData, workdir: Workdir, accel: Accelerator,
                  profile: ProfileSettings):
         from .features import feature_cache_key  # the features module imports MONAI: only when a job runs
 
-        self._checkpoint, self._data = checkpoint, data
-        self._device, self._batch_size = device, profile.batch_size
+        self._model, self._data = model, data
+        self._accel, self._batch_size = accel, profile.batch_size
         prep = profile.preprocessing(data.task.spec.preprocessing)
-        self.cache_key = feature_cache_key(checkpoint, data.task.spec.name, data.task.spec.version,
-                                           data.split.sha256, prep)
+        self.cache_key = feature_cache_key(model.spec, data.task.spec.name, data.task.spec.version,
+                                           data.split.sha256, prep, accel.precision)
         self._path = workdir.features / f"{self.cache_key}.npz"
         self._value: np.ndarray | None = None
-        self.load_record: dict | None = None  # how the checkpoint file was mapped onto the model
 
     def __call__(self) -> np.ndarray:
         from .features import cached_features
 
         if self._value is None:
-            self._value, self.load_record = cached_features(self._path, self._data.slices, self._extract)
+            self._value, record = cached_features(self._path, self._data.slices, self._extract)
+            self._model.load_record = self._model.load_record or record
         return self._value
 
     def _extract(self) -> tuple[np.ndarray, dict]:
         from .features import extract
-        from .models import load_backbone
 
-        model = load_backbone(self._checkpoint)
-        features = extract(model, self._data.slices, self._checkpoint, self._device, self._batch_size)
-        return features, model.ctbench_load
+        features = extract(self._model.fresh(), self._data.slices, self._model.spec, self._accel, self._batch_size)
+        return features, self._model.load_record
 
 
-def _run_one(job: Job, spec: RunSpec, data: TaskData, checkpoint: CheckpointSpec, features: LazyFeatures,
-             store: ResultStore, device: torch.device, profile: ProfileSettings, summary: RunSummary) -> None:
+def _run_one(job: Job, spec: RunSpec, data: TaskData, model: CheckpointModel, features: LazyFeatures,
+             store: ResultStore, accel: Accelerator, profile: ProfileSettings, summary: RunSummary) -> None:
     started = time.perf_counter()
     try:
         budget = _budget(job, data)
-        ctx = JobContext(task=data.task.spec, checkpoint=checkpoint, slices=data.slices,
+        ctx = JobContext(task=data.task.spec, checkpoint=model.spec, slices=data.slices,
                          train=indices_for(data.slices.patient_ids, budget.payload["train_patients"]),
                          val=indices_for(data.slices.patient_ids, budget.payload["val_patients"]),
-                         test=data.test, seed=job.seed, features=features)
+                         test=data.test, seed=job.seed, features=features, backbone=model.fresh, accel=accel,
+                         profile=profile)
         seed_everything(job.seed)
         protocol: Protocol = PROTOCOLS.get(job.protocol)
         outcome = protocol.run(ctx)
     except CTBenchError as exc:
         summary.failed[job.job_id] = str(exc)
         return
-    result = _result_payload(job, spec, data, checkpoint, budget, ctx, outcome, protocol, features, device, profile,
+    result = _result_payload(job, spec, data, model, budget, ctx, outcome, protocol, features, accel, profile,
                              wall_time=time.perf_counter() - started)
     store.write(job, result, {
         "case_ids": data.slices.case_ids[ctx.test],
         "patient_ids": data.slices.patient_ids[ctx.test],
         "y_true": data.slices.labels[ctx.test],
-        "probabilities": outcome.probabilities.astype(np.float32),
+        **{name: _compact(array) for name, array in outcome.predictions.items()},
     })
     summary.done.append(job)
+
+
+def _compact(predictions: np.ndarray) -> np.ndarray:
+    """Probabilities as float32 (metrics do not need float64); label maps keep their dtype."""
+    return predictions.astype(np.float32) if np.issubdtype(predictions.dtype, np.floating) else predictions
 
 
 def _budget(job: Job, data: TaskData) -> Manifest:
@@ -206,10 +233,10 @@ def _budget(job: Job, data: TaskData) -> Manifest:
     return make_budget(data.split, job.seed, job.scale, data.slices.patient_ids, folder / f"scale-{job.scale:g}.json")
 
 
-def _result_payload(job: Job, spec: RunSpec, data: TaskData, checkpoint: CheckpointSpec, budget: Manifest,
-                    ctx: JobContext, outcome, protocol: Protocol, features: LazyFeatures, device: torch.device,
+def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointModel, budget: Manifest,
+                    ctx: JobContext, outcome, protocol: Protocol, features: LazyFeatures, accel: Accelerator,
                     profile: ProfileSettings, wall_time: float) -> dict:
-    task = data.task.spec
+    task, checkpoint = data.task.spec, model.spec
     return {
         "job": job.as_dict(),
         "run_spec": spec.model_dump(mode="json"),
@@ -233,10 +260,10 @@ def _result_payload(job: Job, spec: RunSpec, data: TaskData, checkpoint: Checkpo
         },
         "preprocessing": profile.preprocessing(task.preprocessing).model_dump(mode="json"),
         "feature_cache_key": features.cache_key if protocol.uses_features else None,
-        "checkpoint_load": features.load_record,
+        "checkpoint_load": model.load_record,
         "predictions_file": f"{job.job_id}.predictions.npz",
         "provenance": {
-            **provenance.collect(device, precision="fp32", batch_size=profile.batch_size),
+            **provenance.collect(accel, batch_size=profile.batch_size),
             "checkpoint_sha256": checkpoint.sha256,
             "task_version": task.version,
             "split_sha256": data.split.sha256,

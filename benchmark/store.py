@@ -47,16 +47,25 @@ class ResultStore:
 
     def iter_results(self) -> Iterator[dict | LoadProblem]:
         """Every result in a stable order; unreadable files are reported, never skipped silently."""
+        for _, item in self.iter_files():
+            yield item
+
+    def iter_files(self) -> Iterator[tuple[Path, dict | LoadProblem]]:
         for path in sorted(self.root.rglob("*.json")):
             try:
                 payload = json.loads(path.read_text())
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                yield LoadProblem(path, f"not valid JSON ({exc})")
+                yield path, LoadProblem(path, f"not valid JSON ({exc})")
                 continue
             if not isinstance(payload, dict) or "job" not in payload or "metrics" not in payload:
-                yield LoadProblem(path, "not a ctbench result (no 'job' or 'metrics')")
+                yield path, LoadProblem(path, "not a ctbench result (no 'job' or 'metrics')")
                 continue
-            yield payload
+            yield path, payload
+
+    @staticmethod
+    def rewrite(path: Path, result: dict) -> None:
+        """Replace a stored result (``rescore``), atomically like the first write."""
+        write_json(path, _finite_or_none(result))
 
 
 def _finite_or_none(value):

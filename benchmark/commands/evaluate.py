@@ -9,6 +9,7 @@ from ..checkpoints import is_available
 from ..errors import ConfigError
 from ..hashing import file_sha256
 from ..plugins import checkpoint_registry, task_registry
+from ..profiles import PROFILES
 from ..specs import CheckpointSpec, InputConvention, RunSpec
 from ..submissions import load_submissions, record_submission
 from ..workdir import Workdir
@@ -42,9 +43,12 @@ def evaluate(spec: RunSpec, workdir: Workdir) -> int:
 
 
 def _run_spec(args: argparse.Namespace, checkpoints: list[str], data_roots: dict[str, Path]) -> RunSpec:
-    return RunSpec(checkpoints=checkpoints, tasks=args.tasks or default_tasks(data_roots), protocols=args.protocols,
-                   scales=args.scales, seeds=args.seeds, profile=args.profile, device=args.device,
-                   data_roots=data_roots, weights=dict(args.weights), allow_download=args.allow_download)
+    given = {"protocols": args.protocols}  # left out: RunSpec's default
+    return RunSpec(checkpoints=checkpoints, tasks=args.tasks or default_tasks(data_roots), scales=args.scales,
+                   seeds=args.seeds or list(PROFILES[args.profile].seeds),
+                   profile=args.profile, device=args.device, precision=args.precision, compile=args.compile,
+                   data_roots=data_roots, weights=dict(args.weights), allow_download=args.allow_download,
+                   **{k: v for k, v in given.items() if v is not None})
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from benchmark.plugins import checkpoint_registry, task_registry
 from benchmark.protocols import PROTOCOLS
+from benchmark.specs import DEFAULT_PROTOCOLS
 from tests.cli_helpers import REPO, run_cli
 
 
@@ -15,19 +16,21 @@ def test_default_run_covers_every_checkpoint_and_embedded_task_then_resumes(tmp_
     assert index == tmp_path / "from-env" / "site" / "index.html"
     html = index.read_text()
     embedded = [e.name for e in task_registry() if e.obj.spec.embedded]
-    linear = PROTOCOLS.get("linear")
-    evaluated = [t for t in embedded if task_registry().get(t).spec.kind in linear.kinds]
-    assert {"phantom-body-region", "phantom-lesion-present", "natural-photo-patches"} <= set(evaluated)
-    skipped = sorted(set(embedded) - set(evaluated))
-    assert all(f"skipping {t} under linear" in first.stderr for t in skipped)
+    pairs = [(t, p) for t in embedded for p in DEFAULT_PROTOCOLS
+             if task_registry().get(t).spec.kind in PROTOCOLS.get(p).kinds]
+    assert {"phantom-body-region", "phantom-lesion-present", "natural-photo-patches",
+            "phantom-liver-segmentation"} <= {t for t, _ in pairs}
+    assert ("phantom-liver-segmentation", "seg-finetune") in pairs and ("phantom-body-region", "finetune") in pairs
     demo = [e.name for e in checkpoint_registry() if e.obj.demo]
     assert {"random", "demo-ct-simclr", "demo-natural-simclr"} <= set(demo)
-    for task in evaluated:
+    for task, _ in pairs:
         assert f'data-task="{task}"' in html
-        for checkpoint in demo:
-            assert f"<tr><td>{checkpoint}</td>" in html
-    n_results = len(list((tmp_path / "from-env" / "results").rglob("*.json")))
-    assert n_results == len(evaluated) * len(demo) * 3 * 4  # 3 default scales, 4 seeds
+    for checkpoint in demo:
+        assert f"<tr><td>{checkpoint}</td>" in html
+    results = [json.loads(p.read_text()) for p in (tmp_path / "from-env" / "results").rglob("*.json")]
+    n_results = len(results)
+    assert n_results == len(pairs) * len(demo) * 3 * 3  # 3 default scales, the demo's 3 seeds
+    assert {r["job"]["seed"] for r in results} == {42, 1, 2}
     for name in ("demo-ct-simclr", "demo-natural-simclr"):  # pretrained once, with a loss curve on record
         sidecar = json.loads(next((tmp_path / "from-env" / "checkpoints").glob(f"{name}-*.json")).read_text())
         assert sidecar["checkpoint"]["demo"] and len(sidecar["loss_per_epoch"]) > 1

@@ -15,7 +15,8 @@ TASK = "phantom-body-region"
 def finished_run(tiny_phantom, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("work")
     args = ("run", "--workdir", str(workdir), "--device", "cpu", "--scales", "1,0.5", "--seeds", "42,1",
-            "--tasks", TASK, "--checkpoints", "random", "--data", f"{TASK}={tiny_phantom / 'dicom'}")
+            "--tasks", TASK, "--checkpoints", "random", "--data", f"{TASK}={tiny_phantom / 'dicom'}",
+            "--protocols", "linear,finetune")
     first = run_cli(*args)
     return workdir, args, first
 
@@ -31,12 +32,13 @@ def test_run_writes_every_job_and_prints_the_html_path_last(finished_run):
     html = index.read_text()
     assert "random" in html and TASK in html
     results = results_of(workdir)
-    assert len(results) == 1 * 1 * 2 * 2  # checkpoints x tasks x scales x seeds
-    assert {(r["job"]["scale"], r["job"]["seed"]) for r in results.values()} == {(1.0, 42), (1.0, 1), (0.5, 42),
-                                                                                 (0.5, 1)}
+    assert len(results) == 1 * 1 * 2 * 2 * 2  # checkpoints x tasks x protocols x scales x seeds
+    assert {(r["job"]["protocol"], r["job"]["scale"], r["job"]["seed"]) for r in results.values()} == {
+        (p, scale, seed) for p in ("linear", "finetune") for scale in (1.0, 0.5) for seed in (42, 1)}
 
 
 def test_results_record_the_cases_actually_used_and_their_manifests(finished_run):
+    """Every protocol at every scale trains on exactly the cases its budget manifest names."""
     workdir, _, _ = finished_run
     for result in results_of(workdir).values():
         budget = json.loads(Path(result["splits"]["budget_manifest"]).read_text())
@@ -51,13 +53,17 @@ def test_results_record_the_cases_actually_used_and_their_manifests(finished_run
             assert key in prov
         assert prov["checkpoint_sha256"] == result["job"]["checkpoint_sha256"]
         assert 0 <= result["main_metric"]["value"] <= 1
-        assert "C" in result["hyperparameters"]
+        assert prov["precision"] == "fp32" and prov["device"] == "cpu"
+        if result["job"]["protocol"] == "linear":
+            assert "C" in result["hyperparameters"]
+        else:
+            assert result["hyperparameters"]["steps"] > 0 and result["hyperparameters"]["selection"] == "val"
 
 
 def test_smaller_budgets_use_fewer_training_cases(finished_run):
     workdir, _, _ = finished_run
     used = {(r["job"]["scale"], r["job"]["seed"]): r["counts"]["train_cases"] + r["counts"]["val_cases"]
-            for r in results_of(workdir).values()}
+            for r in results_of(workdir).values() if r["job"]["protocol"] == "linear"}
     assert used[(0.5, 42)] < used[(1.0, 42)]
     assert used[(1.0, 42)] == used[(1.0, 1)]  # the whole pool, whatever the seed
 
@@ -68,7 +74,7 @@ def test_csv_export_has_the_exact_header_and_one_row_per_job_and_metric(finished
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["checkpoint", "task", "task_version", "protocol", "scale", "seed", "metric", "value"]
     body = rows[1:]
-    assert len(body) == 4 * 3  # jobs x metrics (accuracy, balanced_accuracy, auc)
+    assert len(body) == 8 * 3  # jobs x metrics (accuracy, balanced_accuracy, auc)
     assert {r[5] for r in body} == {"42", "1"}
     assert all(0 <= float(r[7]) <= 1 for r in body)
 
@@ -90,6 +96,24 @@ def test_a_deleted_result_is_recomputed_with_the_same_numbers(finished_run):
     assert "1 to run" in again.stderr
     new = json.loads(victim.read_text())
     assert new["metrics"] == old["metrics"] and new["hyperparameters"] == old["hyperparameters"]
+
+
+def test_rescore_recomputes_every_metric_from_the_saved_predictions(finished_run):
+    workdir, _, _ = finished_run
+    check = run_cli("rescore", "--workdir", str(workdir), "--check")
+    assert "8 result(s) unchanged, 0 differ" in check.stderr
+    victim = sorted((workdir / "results").rglob("*.json"))[-1]
+    result = json.loads(victim.read_text())
+    true_accuracy = result["metrics"]["accuracy"]
+    result["metrics"]["accuracy"] = 0.123  # a stored number that does not follow from the predictions
+    victim.write_text(json.dumps(result))
+    tampered = run_cli("rescore", "--workdir", str(workdir), "--check", check=False)
+    assert tampered.returncode == 1 and f"accuracy 0.123 -> {true_accuracy:.6g}" in tampered.stderr
+    assert json.loads(victim.read_text())["metrics"]["accuracy"] == 0.123  # --check never writes
+    run_cli("rescore", "--workdir", str(workdir))
+    fixed = json.loads(victim.read_text())
+    assert fixed["metrics"]["accuracy"] == true_accuracy and fixed["rescored"]["previous_metrics"]["accuracy"] == 0.123
+    assert "8 result(s) unchanged" in run_cli("rescore", "--workdir", str(workdir), "--check").stderr
 
 
 def test_leaderboard_rebuild_is_byte_identical(finished_run):

@@ -22,7 +22,7 @@ def submitted(files, tiny_phantom, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("work")
     args = ("submit", str(files["solo"]), "--name", "my-solo", "--arch", "resnet18", "--pretraining-domain", "ct",
             "--tasks", TASK, "--task-data", f"{TASK}={tiny_phantom / 'dicom'}", "--scales", "1", "--seeds", "42",
-            "--workdir", str(workdir))
+            "--protocols", "linear", "--workdir", str(workdir))
     return workdir, args, run_cli(*args)
 
 
