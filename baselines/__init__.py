@@ -20,12 +20,12 @@ Materializer = Callable[..., CheckpointSpec]
 
 def builtin_checkpoints() -> list[CheckpointSpec]:
     return [
-        CheckpointSpec(name="random", arch="resnet18", pretraining_domain="none", method="random-init", data="none",
+        CheckpointSpec(name="random", arch="test_resnet", pretraining_domain="none", method="random-init", data="none",
                        demo=True, description=f"timm default initialisation, torch seed {RANDOM_INIT_SEED}"),
-        CheckpointSpec(name="demo-ct-simclr", arch="resnet18", pretraining_domain="ct", method="simclr",
+        CheckpointSpec(name="demo-ct-simclr", arch="test_resnet", pretraining_domain="ct", method="simclr",
                        data="embedded CT phantom slice corpus", demo=True,
                        description="SimCLR on the phantom's unlabeled DICOM corpus: the RadNet stand-in"),
-        CheckpointSpec(name="demo-natural-simclr", arch="resnet18", pretraining_domain="natural", method="simclr",
+        CheckpointSpec(name="demo-natural-simclr", arch="test_resnet", pretraining_domain="natural", method="simclr",
                        data="embedded natural-image crops", demo=True,
                        description="SimCLR on crops of shipped photographs: the ImageNet stand-in"),
         CheckpointSpec(name="random-resnet50", arch="resnet50", pretraining_domain="none", method="random-init",

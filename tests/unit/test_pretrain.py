@@ -175,7 +175,9 @@ def test_bad_arguments_are_config_errors(natural_corpus, tmp_path):
 def test_default_recipe_follows_the_corpus_domain(ct_corpus, natural_corpus):
     assert default_recipe(ct_corpus) == DEMO_RECIPES["ct"] == DEMO_RECIPE
     assert default_recipe(natural_corpus) == DEMO_RECIPES["natural"]
-    assert {r.arch for r in DEMO_RECIPES.values()} == {"resnet18"}
+    from baselines import builtin_checkpoints
+
+    assert {r.arch for r in DEMO_RECIPES.values()} == {c.arch for c in builtin_checkpoints() if c.demo}
     assert {r.image_size for r in DEMO_RECIPES.values()} == {64}
 
 
