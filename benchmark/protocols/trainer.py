@@ -70,10 +70,11 @@ class FitLog:
     selected_epoch: int
     steps: int
     history: list[dict] = field(default_factory=list)
+    seen: set = field(default_factory=set)  # training rows presented at least once
 
     def as_dict(self) -> dict:
         return {"selection": self.selection, "selected_epoch": self.selected_epoch, "steps": self.steps,
-                "history": self.history}
+                "train_cases_seen": len(self.seen), "history": self.history}
 
 
 def fit(model: nn.Module, loss_fn: Callable, data: SliceBatches, train_rows: np.ndarray, recipe: TrainingRecipe,
@@ -97,24 +98,24 @@ def fit(model: nn.Module, loss_fn: Callable, data: SliceBatches, train_rows: np.
     best_score, best_state = None, None
     for epoch in range(1, epochs + 1):
         losses = _train_epoch(model, loss_fn, data, train_rows, recipe, optimizer, scaler, order_rng, frozen,
-                              max_steps - log.steps)
+                              max_steps - log.steps, log.seen)
         schedule.step()
         log.steps += len(losses)
         record = {"epoch": epoch, "steps": log.steps, "train_loss": float(np.mean(losses))}
         if recipe.selection == "val" and validate is not None and (epoch % check_every == 0 or epoch == epochs):
             record["val"] = score = validate(model)
-            if best_score is None or _better(score, best_score, higher_is_better):
+            if np.isfinite(score) and (best_score is None or _better(score, best_score, higher_is_better)):
                 best_score, best_state, log.selected_epoch = score, copy.deepcopy(model.state_dict()), epoch
         log.history.append(record)
     if best_state is not None:
         model.load_state_dict(best_state)
-    else:
+    else:  # "last" was asked for, or no validation score was defined (e.g. AUC on one class)
         log.selected_epoch, log.selection = log.history[-1]["epoch"], "last"
     return log
 
 
 def _train_epoch(model, loss_fn, data: SliceBatches, train_rows, recipe, optimizer, scaler, order_rng, frozen,
-                 steps_left) -> list[float]:
+                 steps_left, seen: set) -> list[float]:
     model.train()
     if frozen is not None:
         frozen.eval()
@@ -123,6 +124,7 @@ def _train_epoch(model, loss_fn, data: SliceBatches, train_rows, recipe, optimiz
     for chunk in _training_chunks(len(order), recipe.batch_size):
         if len(losses) >= steps_left:
             break
+        seen.update(order[chunk].tolist())
         x, y = data.inputs(order[chunk], augment=True)
         with data.accel.autocast():
             loss = loss_fn(model(x), y)
@@ -144,10 +146,7 @@ def _training_chunks(n: int, batch_size: int) -> list[np.ndarray]:
 
 
 def _better(score: float, best: float, higher_is_better: bool) -> bool:
-    if not np.isfinite(score):
-        return False
-    if not np.isfinite(best):
-        return True
+    """Strictly better: ties keep the earlier epoch."""
     return score > best if higher_is_better else score < best
 
 

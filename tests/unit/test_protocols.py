@@ -159,3 +159,12 @@ def test_multilabel_linear_and_knn_use_one_head_per_label():
         assert outcome.predictions["probabilities"].shape == (32, 2)
         assert outcome.metrics["auc"] > 0.8, (protocol, outcome.metrics)
     assert set(PROTOCOLS.get("linear").run(_context(task, images, labels)).hyperparameters["per_label"]) == {"a", "b"}
+
+
+def test_an_undefined_validation_score_falls_back_to_the_last_epoch():
+    images, labels = brightness_task()
+    labels[64:80] = 0  # a one-class validation split: its AUC is undefined at every epoch
+    task = CLS.model_copy(update={"main_metric": "auc"})
+    hyper = PROTOCOLS.get("finetune").run(_context(task, images, labels)).hyperparameters
+    assert hyper["selection"] == "last" and hyper["selected_epoch"] == hyper["history"][-1]["epoch"]
+    assert all(np.isnan(h["val"]) for h in hyper["history"] if "val" in h)
