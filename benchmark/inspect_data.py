@@ -74,6 +74,14 @@ def _inspect_series(folder: Path) -> dict:
             "body_part": _text(first, "BodyPartExamined")}
 
 
+def check_series(folder: Path, files: list[Path]) -> None:
+    """One series with even slice gaps, from the headers alone: what a series-level task needs."""
+    headers = [read_header(f) for f in files]
+    _check_one_series(folder, headers)
+    if all(h.get("ImagePositionPatient") is not None for h in headers):
+        _slice_spacing(folder, sorted(headers, key=slice_position))
+
+
 def _check_one_series(folder: Path, headers: list[pydicom.Dataset]) -> None:
     uids = sorted({str(h.get("SeriesInstanceUID", "")) for h in headers})
     if len(uids) > 1:

@@ -1,10 +1,30 @@
-"""Built-in task plugins. Each module exposes ``TASK``, an instance of benchmark.task.Task."""
+"""Built-in task plugins. Each module exposes ``TASK`` (a benchmark.task.Task) or ``TASKS`` (a list).
+
+Modules are discovered, not listed, so a new dataset adapter is one new file.
+"""
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
+from benchmark.errors import RegistryError
 from benchmark.task import Task
 
 
 def builtin_tasks() -> list[Task]:
-    from . import natural_photos, phantom_liver, phantom_region
+    found: list[Task] = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name == "embedded":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found += tasks_of(module)
+    return found
 
-    return [phantom_region.TASK, phantom_liver.LESION_PRESENT, phantom_liver.SEGMENTATION, natural_photos.TASK]
+
+def tasks_of(module) -> list[Task]:
+    """``TASKS`` and/or ``TASK`` of a plugin module, checked to be Task instances."""
+    tasks = list(getattr(module, "TASKS", [])) + ([module.TASK] if hasattr(module, "TASK") else [])
+    for task in tasks:
+        if not isinstance(task, Task):
+            raise RegistryError(f"{getattr(module, '__file__', module.__name__)}: {task!r} is not a benchmark.task.Task")
+    return tasks

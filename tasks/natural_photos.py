@@ -38,17 +38,19 @@ class NaturalPhotoPatches(Task):
         training=study_recipe("chestxray8"),  # the study's recipe for its other 2-D classification task
     )
 
-    def cases(self, root: Path) -> Iterator[Case]:
+    def units(self, root: Path) -> list[Path]:
         files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("._"))
         if not files:
             raise DataError("holds no images", root)
-        for path in files:
-            class_name = path.parent.name
-            if class_name not in self.spec.class_names:
-                raise DataError(f"folder {class_name!r} is not a class of {self.spec.name}", path)
-            group = path.stem.split("__")[0]
-            yield Case(path.relative_to(root).as_posix(), f"{class_name}/{group}", read_rgb(path),
-                       self.spec.class_names.index(class_name))
+        return files
+
+    def read(self, root: Path, unit: Path) -> Iterator[Case]:
+        class_name = unit.parent.name
+        if class_name not in self.spec.class_names:
+            raise DataError(f"folder {class_name!r} is not a class of {self.spec.name}", unit)
+        group = unit.stem.split("__")[0]
+        yield Case(unit.relative_to(root).as_posix(), f"{class_name}/{group}", read_rgb(unit),
+                   self.spec.class_names.index(class_name))
 
     def prepare_embedded(self, data_dir: Path) -> Path:
         return natural_dataset(data_dir) / "images"

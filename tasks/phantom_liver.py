@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from benchmark.readers.lits import liver_slices
+from benchmark.readers.lits import liver_slices, lits_volumes
 from benchmark.recipes import study_recipe
 from benchmark.specs import Preprocessing, TaskSpec, Window
 from benchmark.task import Case, Task
@@ -34,9 +34,13 @@ class _LitsLayoutTask(Task):
     def prepare_embedded(self, data_dir: Path) -> Path:
         return phantom_dataset(data_dir) / "lits"
 
-    def cases(self, root: Path) -> Iterator[Case]:
-        for s in liver_slices(root):
-            yield Case(f"{s.source.name}#{s.index}", s.patient_id, s.image, self.label(s.mask))
+    def units(self, root: Path) -> list[Path]:
+        return lits_volumes(root)
+
+    def read(self, root: Path, unit: Path) -> Iterator[Case]:
+        for s in liver_slices(unit):
+            yield Case(f"{s.source.name}#{s.index}", s.patient_id, s.image, self.label(s.mask),
+                       {"spacing": s.spacing})
 
     def label(self, mask: np.ndarray):
         raise NotImplementedError
@@ -78,3 +82,4 @@ class PhantomLesionPresent(_LitsLayoutTask):
 
 SEGMENTATION = PhantomLiverSegmentation()
 LESION_PRESENT = PhantomLesionPresent()
+TASKS = [SEGMENTATION, LESION_PRESENT]

@@ -51,15 +51,17 @@ class PhantomBodyRegion(Task):
         training=study_recipe("body-region"),
     )
 
-    def cases(self, root: Path) -> Iterator[Case]:
-        found = False
-        for path in iter_dicom_files(root):
-            found = True
-            hu, ds = read_ct_slice(path)
-            yield Case(case_id=path.relative_to(root).as_posix(), patient_id=str(ds.PatientID),
-                       image=hu, label=REGIONS.index(_region_of(ds, path)))
-        if not found:
+    def units(self, root: Path) -> list[Path]:
+        files = list(iter_dicom_files(root))
+        if not files:
             raise DataError("holds no *.dcm files", root)
+        return files
+
+    def read(self, root: Path, unit: Path) -> Iterator[Case]:
+        hu, ds = read_ct_slice(unit)
+        yield Case(case_id=unit.relative_to(root).as_posix(), patient_id=str(ds.PatientID), image=hu,
+                   label=REGIONS.index(_region_of(ds, unit)),
+                   meta={"spacing": tuple(float(v) for v in getattr(ds, "PixelSpacing", (1.0, 1.0)))})
 
     def prepare_embedded(self, data_dir: Path) -> Path:
         return phantom_dataset(data_dir) / "dicom"

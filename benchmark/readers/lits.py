@@ -25,27 +25,35 @@ class AxialSlice:
     image: np.ndarray  # (rows, cols) HU
     mask: np.ndarray  # (rows, cols) uint8 labels
     source: Path
+    spacing: tuple[float, float]  # mm per row, per column
+
+
+def lits_volumes(root: Path) -> list[Path]:
+    """The ``volume-N.nii[.gz]`` files below ``root``, sorted by case number (``._*`` forks skipped)."""
+    volumes = sorted((int(m.group(1)), path) for path in root.rglob("volume-*.nii*")
+                     if not path.name.startswith("._") and (m := _VOLUME.match(path.name)))
+    if not volumes:
+        raise DataError("holds no LiTS volume-N.nii files", root)
+    return [path for _, path in volumes]
+
+
+def mask_of(volume: Path) -> Path:
+    match = _VOLUME.match(volume.name)
+    mask = volume.with_name(f"segmentation-{match.group(1)}.nii{match.group(2) or ''}")
+    if not mask.is_file():
+        raise DataError(f"has no matching {mask.name}", volume)
+    return mask
 
 
 def lits_pairs(root: Path) -> list[tuple[str, Path, Path]]:
     """(patient id, volume, segmentation) sorted by case number; a volume without its mask is an error."""
-    pairs = []
-    for path in root.rglob("volume-*.nii*"):
-        match = _VOLUME.match(path.name)
-        if not match or path.name.startswith("._"):
-            continue
-        mask = path.with_name(f"segmentation-{match.group(1)}.nii{match.group(2) or ''}")
-        if not mask.is_file():
-            raise DataError(f"has no matching {mask.name}", path)
-        pairs.append((int(match.group(1)), f"volume-{match.group(1)}", path, mask))
-    if not pairs:
-        raise DataError("holds no LiTS volume-N.nii files", root)
-    return [(patient, volume, mask) for _, patient, volume, mask in sorted(pairs)]
+    return [(path.name.split(".")[0], path, mask_of(path)) for path in lits_volumes(root)]
 
 
-def liver_slices(root: Path) -> Iterator[AxialSlice]:
-    """Axial slices that contain liver, as 2-D LiTS pipelines train on."""
-    for patient, volume_path, mask_path in lits_pairs(root):
-        volume, mask = read_labelled_pair(volume_path, mask_path, LITS_LABELS)
-        for k in np.flatnonzero(mask.array.any(axis=(0, 1))):
-            yield AxialSlice(patient, int(k), volume.array[:, :, k].T, mask.array[:, :, k].T, volume_path)
+def liver_slices(volume_path: Path) -> Iterator[AxialSlice]:
+    """One volume's axial slices that contain liver, as 2-D LiTS pipelines train on."""
+    volume, mask = read_labelled_pair(volume_path, mask_of(volume_path), LITS_LABELS)
+    patient = volume_path.name.split(".")[0]
+    for k in np.flatnonzero(mask.array.any(axis=(0, 1))):
+        yield AxialSlice(patient, int(k), volume.array[:, :, k].T, mask.array[:, :, k].T, volume_path,
+                         (volume.spacing[1], volume.spacing[0]))
