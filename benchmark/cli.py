@@ -41,6 +41,11 @@ def _name_path(value: str) -> tuple[str, Path]:
     return name, Path(folder)
 
 
+def _add_include(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--include-path", type=Path, action="append", default=[], metavar="DIR",
+                        help="a folder of task plugin modules (*.py defining TASK or TASKS); repeatable")
+
+
 def _add_workdir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", help=f"data, caches, results and site (default ${ENV_VAR} or ./{DEFAULT_WORKDIR})")
 
@@ -48,6 +53,7 @@ def _add_workdir(parser: argparse.ArgumentParser) -> None:
 def _add_grid(parser: argparse.ArgumentParser) -> None:
     """Options shared by `run` and `submit`: what to evaluate on, how, and where."""
     _add_workdir(parser)
+    _add_include(parser)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--profile", choices=["demo", "paper"], default="demo")
     parser.add_argument("--tasks", type=_csv, help="comma-separated task names (default: the embedded suite)")
@@ -104,7 +110,14 @@ def _add_data(sub) -> None:
 
 def _add_catalog(sub) -> None:
     tasks = sub.add_parser("tasks", help="registered tasks").add_subparsers(dest="action", required=True)
-    tasks.add_parser("list", help="name, domain, kind, metric and source")
+    _add_include(tasks.add_parser("list", help="name, domain, kind, metric and source"))
+    show = tasks.add_parser("show", help="a task's spec and the on-disk layout it expects")
+    show.add_argument("name")
+    _add_include(show)
+    validate = tasks.add_parser("validate", help="check a dataset folder; one line per problem, exit 2 if any")
+    validate.add_argument("name")
+    validate.add_argument("--data", required=True, type=Path, metavar="DIR")
+    _add_include(validate)
     checkpoints = sub.add_parser("checkpoints", help="checkpoints").add_subparsers(dest="action", required=True)
     _add_workdir(checkpoints.add_parser("list", help="registered and submitted checkpoints"))
     inspect = checkpoints.add_parser("inspect", help="format, keys, sha256 and finiteness of a checkpoint file")
@@ -124,6 +137,20 @@ def _add_results(sub) -> None:
     rescore.add_argument("--check", action="store_true", help="only compare; exit 1 if a stored metric differs")
     board = sub.add_parser("leaderboard", help="the static site").add_subparsers(dest="action", required=True)
     _add_workdir(board.add_parser("build", help="rebuild HTML, CSV and JSON from stored results"))
+
+
+def _add_splits(sub) -> None:
+    splits = sub.add_parser("splits", help="split manifests").add_subparsers(dest="action", required=True)
+    make = splits.add_parser("make", help="write a task's split and nested label-budget manifests")
+    make.add_argument("task")
+    make.add_argument("--data", type=Path, metavar="DIR", help="the dataset folder (embedded tasks: none)")
+    make.add_argument("--profile", choices=["demo", "paper"], default="demo")
+    make.add_argument("--seeds", type=_numbers(int), help="default: the profile's")
+    make.add_argument("--scales", type=_numbers(float), help="default: 1,0.5,0.1,0.01 and the task's own")
+    _add_workdir(make)
+    _add_include(make)
+    verify = splits.add_parser("verify", help="prove no patient is in two sets and every count holds")
+    _add_workdir(verify)
 
 
 def _add_pretrain(sub) -> None:
@@ -146,24 +173,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ctbench {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_submit, _add_data, _add_catalog, _add_results, _add_pretrain):
+    for add in (_add_run, _add_submit, _add_data, _add_catalog, _add_results, _add_splits, _add_pretrain):
         add(sub)
     return parser
 
 
 def _command(name: str):
     """Commands import lazily: `ctbench tasks list` should not pay for torch and MONAI."""
-    from .commands import catalog, data, evaluate, pretrain, results
+    from .commands import catalog, data, evaluate, pretrain, results, splits
 
     return {"run": evaluate.cmd_run, "submit": evaluate.cmd_submit, "data": data.cmd_data,
             "results": results.cmd_results, "leaderboard": results.cmd_leaderboard,
-            "rescore": results.cmd_rescore, "tasks": catalog.cmd_tasks,
+            "rescore": results.cmd_rescore, "splits": splits.cmd_splits, "tasks": catalog.cmd_tasks,
             "checkpoints": catalog.cmd_checkpoints, "pretrain": pretrain.cmd_pretrain}[name]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "include_path", None):
+            from .plugins import set_include_paths
+
+            set_include_paths(args.include_path)
         return _command(args.command)(args)
     except CTBenchError as exc:
         if args.debug:

@@ -1,19 +1,48 @@
-"""``ctbench tasks list`` and ``ctbench checkpoints list|inspect``."""
+"""``ctbench tasks list|show|validate`` and ``ctbench checkpoints list|inspect``."""
 from __future__ import annotations
 
 import argparse
 import json
 
 from ..checkpoints import is_available
-from ..errors import EXIT_BAD_CHECKPOINT
+from ..errors import EXIT_BAD_CHECKPOINT, EXIT_BAD_INPUT, DataError
 from ..plugins import checkpoint_registry, task_registry
 from ..workdir import Workdir
-from . import print_table
+from . import info, print_table
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    if args.action == "show":
+        return _show(task_registry().entry(args.name))
+    if args.action == "validate":
+        return _validate(task_registry().get(args.name), args.data)
     rows = [(e.name, e.obj.spec.domain, e.obj.spec.kind, e.obj.spec.main_metric, e.source) for e in task_registry()]
     print_table(("name", "domain", "kind", "metric", "source"), rows)
+    return 0
+
+
+def _show(entry) -> int:
+    spec = entry.obj.spec
+    print(f"{spec.name} (version {spec.version}), from {entry.source}")
+    if spec.description:
+        print(spec.description)
+    print(f"expected layout: {spec.data_layout or '(not documented by the plugin)'}")
+    print(f"use: ctbench run --tasks {spec.name}" + ("" if spec.embedded else f" --data {spec.name}=DIR"))
+    print(json.dumps(spec.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def _validate(task, folder) -> int:
+    """Every problem on its own line (stdout), a summary on stderr; exit 2 when anything is wrong."""
+    if not folder.is_dir():
+        raise DataError("is not a directory", folder)
+    problems = task.validate(folder)
+    for problem in problems:
+        print(problem)
+    if problems:
+        info(f"{len(problems)} problem(s) in {folder} for task {task.spec.name}")
+        return EXIT_BAD_INPUT
+    info(f"ok: {folder} is a valid {task.spec.name} dataset")
     return 0
 
 
