@@ -42,33 +42,36 @@ def compute(names: list[str], y_true: np.ndarray, prob: np.ndarray) -> dict[str,
 
 
 def segmentation_scores(y_true: np.ndarray, y_pred: np.ndarray, patient_ids: np.ndarray,
-                        class_names: list[str]) -> dict[str, float]:
-    """Dice per class three ways, as LiTS reports them.
+                        class_names: list[str], regions: dict[str, list[int]] | None = None) -> dict[str, float]:
+    """Dice per class (and per region, a union of classes) three ways, as LiTS reports them.
 
     ``dice_<class>``: per patient volume (its slices pooled), averaged over volumes (LiTS's
     "Dice per case"); ``dice_global_<class>``: all pixels pooled; ``dice_slice_<class>``:
     per slice, averaged. Volumes or slices where a class is absent from both truth and
     prediction are left out of that class's average (a NaN, never a free 1.0). ``dice_mean``
-    averages the per-volume foreground scores. Written by hand: scikit-learn's f1 is the same
-    formula but knows neither volumes nor undefined cases.
+    averages the per-volume scores of the regions if the task has any (BraTS's WT/TC/ET),
+    else of the foreground classes. Written by hand: scikit-learn's f1 is the same formula but
+    knows neither volumes nor undefined cases.
     """
+    targets = {name: [index] for index, name in enumerate(class_names) if index > 0}
+    targets.update(regions or {})
     patients = np.unique(patient_ids)
     scores: dict[str, float] = {}
-    for index, name in enumerate(class_names[1:], start=1):
-        truth, pred = y_true == index, y_pred == index
+    for name, members in targets.items():
+        truth, pred = np.isin(y_true, members), np.isin(y_pred, members)
         scores[f"dice_{name}"] = _nanmean([_dice(truth[patient_ids == p], pred[patient_ids == p]) for p in patients])
         scores[f"dice_global_{name}"] = _dice(truth, pred)
         scores[f"dice_slice_{name}"] = _nanmean([_dice(t, q) for t, q in zip(truth, pred)])
-    scores["dice_mean"] = _nanmean([scores[f"dice_{name}"] for name in class_names[1:]])
+    averaged = list(regions) if regions else class_names[1:]
+    scores["dice_mean"] = _nanmean([scores[f"dice_{name}"] for name in averaged])
     return scores
 
 
-def score(kind: str, names: list[str], class_names: list[str], y_true: np.ndarray, patient_ids: np.ndarray,
-          predictions: dict[str, np.ndarray]) -> dict[str, float]:
+def score(task, y_true: np.ndarray, patient_ids: np.ndarray, predictions: dict[str, np.ndarray]) -> dict[str, float]:
     """A task's metrics from saved predictions: what protocols report and ``rescore`` recomputes."""
-    if kind == "segmentation":
-        return segmentation_scores(y_true, predictions["masks"], patient_ids, class_names)
-    return compute(names, y_true, predictions["probabilities"])
+    if task.kind == "segmentation":
+        return segmentation_scores(y_true, predictions["masks"], patient_ids, task.class_names, task.regions)
+    return compute(task.metrics, y_true, predictions["probabilities"])
 
 
 def _dice(truth: np.ndarray, pred: np.ndarray) -> float:
@@ -81,6 +84,6 @@ def _nanmean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def known_metric(name: str, class_names: list[str]) -> bool:
-    dice = {f"dice_{variant}{c}" for variant in ("", "global_", "slice_") for c in class_names[1:]}
+def known_metric(name: str, class_names: list[str], regions: dict | None = None) -> bool:
+    dice = {f"dice_{variant}{c}" for variant in ("", "global_", "slice_") for c in [*class_names[1:], *(regions or {})]}
     return name in METRICS or name == "dice_mean" or name in dice

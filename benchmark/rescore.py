@@ -50,7 +50,7 @@ def rescore(store: ResultStore, write: bool) -> RescoreReport:
 def recompute(path: Path, result: dict) -> dict[str, float]:
     task = TaskSpec.model_validate(result["task"])
     predictions = read_npz(path.parent / result["predictions_file"])
-    return score(task.kind, task.metrics, task.class_names, predictions["y_true"], predictions["patient_ids"],
+    return score(task, predictions["y_true"], predictions["patient_ids"],
                  {k: predictions[k] for k in PREDICTION_KEYS if k in predictions})
 
 

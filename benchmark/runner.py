@@ -138,12 +138,14 @@ def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSe
     from .slices import load_slices  # MONAI takes seconds to import; a finished grid never needs it
 
     root = resolve_data_root(task, spec.data_roots, workdir.data)
+    task = task.bind(root)
     fingerprint = task.fingerprint(root)
     prep = profile.preprocessing(task.spec.preprocessing)
     slices = load_slices(task, root, prep, workdir.slices, fingerprint)
     split_dir = workdir.splits / f"{task.spec.name}@{task.spec.version}" / f"{fingerprint[:16]}-m{MANIFEST_VERSION}"
     split_path = split_dir / "split.json"
-    split = make_split(task.spec.name, task.spec.version, fingerprint, slices.patient_ids, slices.labels, split_path)
+    split = make_split(task.spec.name, task.spec.version, fingerprint, slices.patient_ids, slices.labels, split_path,
+                       slices.official)
     return TaskData(task, root, slices, split, indices_for(slices.patient_ids, split.payload["test_patients"]))
 
 
@@ -249,6 +251,8 @@ def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointMo
         "hyperparameters": outcome.hyperparameters,
         "counts": {
             "train_cases": int(len(ctx.train)), "val_cases": int(len(ctx.val)), "test_cases": int(len(ctx.test)),
+            # a step-budgeted training job may present fewer cases than its budget holds
+            "train_cases_seen": int(outcome.hyperparameters.get("train_cases_seen", len(ctx.train))),
             "train_patients": int(len(budget.payload["train_patients"])),
             "val_patients": int(len(budget.payload["val_patients"])),
             "test_patients": int(data.split.payload["counts"]["test_patients"]),

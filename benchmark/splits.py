@@ -14,16 +14,17 @@ manifests' sha256, so a "10 %" run can never quietly train on everything.
 """
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from .atomic import canonical_json, write_json
+from .atomic import atomic_open, canonical_json, write_json
 from .errors import DataError
 from .hashing import file_sha256
 
@@ -42,7 +43,11 @@ class Manifest:
 
 
 def _write_once(path: Path, payload: dict) -> Manifest:
-    """A manifest is immutable: an existing file must equal what we would write."""
+    """A manifest is immutable: an existing file must equal what we would write.
+
+    Its sha256 is written beside it (``<name>.sha256``, sha256sum's format), so a copied or
+    edited manifest can be checked without ctbench (``sha256sum -c``) and by ``splits verify``.
+    """
     text = canonical_json(payload)
     if path.exists():
         if path.read_text() != text:
@@ -50,7 +55,12 @@ def _write_once(path: Path, payload: dict) -> Manifest:
                             "delete it only if you mean to change the split", path)
     else:
         write_json(path, payload)
-    return Manifest(path, payload, file_sha256(path))
+    sha = file_sha256(path)
+    checksum = path.with_name(path.name + ".sha256")
+    if not checksum.is_file():
+        with atomic_open(checksum, "w") as handle:
+            handle.write(f"{sha}  {path.name}\n")
+    return Manifest(path, payload, sha)
 
 
 def _majority_labels(patient_ids: np.ndarray, labels: np.ndarray) -> dict[str, Optional[int]]:
@@ -71,14 +81,23 @@ def _stratify_or_none(patients: list[str], majority: dict[str, Optional[int]], n
 
 
 def make_split(task: str, version: str, data_fingerprint: str, patient_ids: np.ndarray,
-               labels: np.ndarray, path: Path) -> Manifest:
+               labels: np.ndarray, path: Path, official: Optional[np.ndarray] = None) -> Manifest:
+    """``data_fingerprint`` is the sha256 of the dataset's file listing (paths, sizes, mtimes).
+
+    Where the dataset has an official split (``official``, per case), its test patients are
+    the test set and everything else is the pool; otherwise a seeded, stratified draw.
+    """
     patients = sorted(set(patient_ids.tolist()))
     if len(patients) < 3:
         raise DataError(f"task {task} has {len(patients)} patient(s); a split needs at least 3")
     majority = _majority_labels(patient_ids, labels)
-    n_test = max(1, round(TEST_FRACTION * len(patients)))
-    stratify = _stratify_or_none(patients, majority, n_test)
-    pool, test = train_test_split(patients, test_size=n_test, random_state=SPLIT_SEED, stratify=stratify)
+    official_test = _official_test(task, patient_ids, official)
+    if official_test is not None:
+        test, pool, stratify = official_test, [p for p in patients if p not in set(official_test)], None
+    else:
+        n_test = max(1, round(TEST_FRACTION * len(patients)))
+        stratify = _stratify_or_none(patients, majority, n_test)
+        pool, test = train_test_split(patients, test_size=n_test, random_state=SPLIT_SEED, stratify=stratify)
     case_counts = Counter(patient_ids.tolist())
     payload = {
         "manifest_version": MANIFEST_VERSION,
@@ -96,7 +115,29 @@ def make_split(task: str, version: str, data_fingerprint: str, patient_ids: np.n
             "pool_cases": sum(case_counts[p] for p in pool),
         },
     }
+    if official_test is not None:  # only then: manifests of datasets without one keep their bytes
+        payload["official_split"] = True
     return _write_once(path, payload)
+
+
+def _official_test(task: str, patient_ids: np.ndarray, official: Optional[np.ndarray]) -> Optional[list[str]]:
+    """The official test patients, or None; a patient in two official splits is a leak and refused."""
+    if official is None or not (official != "").any():
+        return None
+    if (official == "").any():
+        raise DataError(f"task {task}: {int((official == '').sum())} case(s) have no official split while "
+                        "others do")
+    splits_of: dict[str, set] = {}
+    for patient, split in zip(patient_ids.tolist(), official.tolist()):
+        splits_of.setdefault(patient, set()).add(split)
+    leaking = sorted(p for p, splits in splits_of.items() if len(splits) > 1)
+    if leaking:
+        raise DataError(f"task {task}: patient {leaking[0]} is in official splits {sorted(splits_of[leaking[0]])} "
+                        f"({len(leaking)} such patients): the official split leaks")
+    test = sorted(p for p, splits in splits_of.items() if "test" in splits)
+    if not test or len(test) == len(splits_of):
+        raise DataError(f"task {task}: the official split has {len(test)} test patient(s) of {len(splits_of)}")
+    return test
 
 
 def _pool_strata(pool: list[str], majority: dict[str, Optional[int]]) -> dict[str, list[str]]:
@@ -152,3 +193,101 @@ def make_budget(split: Manifest, seed: int, scale: float, patient_ids: np.ndarra
 
 def indices_for(patient_ids: np.ndarray, patients: list[str]) -> np.ndarray:
     return np.flatnonzero(np.isin(patient_ids, np.asarray(patients, dtype=str)))
+
+
+@dataclass
+class VerifyReport:
+    manifests: int = 0
+    counted: int = 0  # manifests whose case counts were re-derived from a slice cache
+    problems: list[str] = field(default_factory=list)
+
+
+def verify(splits_dir: Path, slices_dir: Path) -> VerifyReport:
+    """Prove, for every split on disk, that no patient is in two sets and that the counts hold.
+
+    Patient counts are checked against the lists; case counts against the cached slices of
+    the same dataset (matched by its fingerprint) wherever that cache exists.
+    """
+    report = VerifyReport()
+    for split_path in sorted(Path(splits_dir).glob("*/*/split.json")):
+        split = _load(split_path, report)
+        if split is None:
+            continue
+        cases = _cases_per_patient(slices_dir, split.payload)
+        report.counted += cases is not None
+        report.problems += _split_problems(split, cases)
+        for budget_path in sorted(split_path.parent.glob("seed*/scale-*.json")):
+            budget = _load(budget_path, report)
+            if budget is not None:
+                report.counted += cases is not None
+                report.problems += _budget_problems(budget, split, cases)
+        report.problems += _nesting_problems(split_path.parent)
+    return report
+
+
+def _load(path: Path, report: VerifyReport) -> Optional[Manifest]:
+    report.manifests += 1
+    sha = file_sha256(path)
+    checksum = path.with_name(path.name + ".sha256")
+    if checksum.is_file() and checksum.read_text().split()[0] != sha:
+        report.problems.append(f"{path}: sha256 {sha[:12]} differs from {checksum.name}: the manifest was edited")
+    try:
+        return Manifest(path, json.loads(path.read_text()), sha)
+    except (OSError, ValueError) as exc:
+        report.problems.append(f"{path}: not a readable manifest ({exc})")
+        return None
+
+
+def _cases_per_patient(slices_dir: Path, split: dict) -> Optional[Counter]:
+    for meta_path in sorted(Path(slices_dir).glob(f"{split['task']}@{split['task_version']}/*/meta.json")):
+        if json.loads(meta_path.read_text()).get("data_fingerprint") == split["data_fingerprint"]:
+            return Counter(np.load(meta_path.parent / "patient_ids.npy").tolist())
+    return None
+
+
+def _split_problems(split: Manifest, cases: Optional[Counter]) -> list[str]:
+    test, counts = set(split.payload["test_patients"]), split.payload["counts"]
+    pool = [p for members in split.payload["pool_strata"].values() for p in members]
+    problems = [f"{split.path}: patient {p} is both in the test set and in the pool" for p in sorted(test & set(pool))]
+    if len(pool) != len(set(pool)):
+        problems.append(f"{split.path}: a pool patient is in two strata")
+    expected = {"test_patients": len(test), "pool_patients": len(set(pool))}
+    if cases is not None:
+        expected.update(test_cases=sum(cases[p] for p in test), pool_cases=sum(cases[p] for p in pool))
+        problems += [f"{split.path}: patient {p} is not in the dataset" for p in sorted((test | set(pool)) - set(cases))]
+    return problems + _count_problems(split.path, counts, expected)
+
+
+def _budget_problems(budget: Manifest, split: Manifest, cases: Optional[Counter]) -> list[str]:
+    train, val = set(budget.payload["train_patients"]), set(budget.payload["val_patients"])
+    pool = {p for members in split.payload["pool_strata"].values() for p in members}
+    problems = [f"{budget.path}: patient {p} is both in training and validation" for p in sorted(train & val)]
+    problems += [f"{budget.path}: patient {p} is not in the split's pool" for p in sorted((train | val) - pool)]
+    if budget.payload["split_sha256"] != split.sha256:
+        problems.append(f"{budget.path}: made from another split.json (sha256 {budget.payload['split_sha256'][:12]})")
+    expected = {"train_patients": len(train), "val_patients": len(val)}
+    if cases is not None:
+        expected.update(train_cases=sum(cases[p] for p in train), val_cases=sum(cases[p] for p in val))
+    return problems + _count_problems(budget.path, budget.payload["counts"], expected)
+
+
+def _count_problems(path: Path, recorded: dict, expected: dict) -> list[str]:
+    return [f"{path}: records {name} = {recorded.get(name)}, the lists give {value}"
+            for name, value in expected.items() if recorded.get(name) != value]
+
+
+def _nesting_problems(split_dir: Path) -> list[str]:
+    """Within one seed, every smaller budget lies inside every larger one."""
+    problems = []
+    for seed_dir in sorted(split_dir.glob("seed*")):
+        budgets = sorted((json.loads(p.read_text())["scale"], p) for p in seed_dir.glob("scale-*.json"))
+        members = [(scale, path, _budget_patients(path)) for scale, path in budgets]
+        for (small, small_path, inner), (_, large_path, outer) in zip(members, members[1:]):
+            if not inner <= outer:
+                problems.append(f"{small_path}: not nested in {large_path.name}")
+    return problems
+
+
+def _budget_patients(path: Path) -> set[str]:
+    payload = json.loads(path.read_text())
+    return set(payload["train_patients"]) | set(payload["val_patients"])

@@ -34,9 +34,7 @@ class JobContext:
 
     def score(self, rows: np.ndarray, predictions: dict[str, np.ndarray]) -> dict[str, float]:
         """The task's metrics on ``rows`` (validation or test), from what would be saved."""
-        task = self.task
-        return score(task.kind, task.metrics, task.class_names, self.slices.labels[rows],
-                     self.slices.patient_ids[rows], predictions)
+        return score(self.task, self.slices.labels[rows], self.slices.patient_ids[rows], predictions)
 
     def model(self) -> nn.Module:
         if self.backbone is None:

@@ -40,10 +40,20 @@ def test_auc_of_a_single_class_test_set_is_undefined_not_perfect():
 def test_every_registered_task_names_metrics_ctbench_can_compute():
     for entry in task_registry():
         spec = entry.obj.spec
-        assert all(known_metric(m, spec.class_names) for m in spec.metrics), entry.name
+        assert all(known_metric(m, spec.class_names, spec.regions) for m in spec.metrics), entry.name
 
 
 def test_multilabel_auc_is_the_mean_of_per_label_aucs():
     y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
     prob = np.array([[0.9, 0.2], [0.1, 0.3], [0.8, 0.6], [0.2, 0.4]])  # label 0 perfect, label 1 AUC 0.75
     assert compute(["auc"], y, prob)["auc"] == pytest.approx((1.0 + 0.75) / 2)
+
+
+def test_regions_are_unions_of_classes_and_dice_mean_averages_them():
+    truth = np.array([[[0, 1, 2, 3]]])  # BraTS-style: 1 necrosis, 2 oedema, 3 enhancing
+    pred = np.array([[[0, 1, 1, 3]]])
+    scores = segmentation_scores(truth, pred, np.array(["a"]), ["bg", "ncr", "ed", "et"],
+                                 {"WT": [1, 2, 3], "TC": [1, 3], "ET": [3]})
+    assert scores["dice_WT"] == 1.0 and scores["dice_ET"] == 1.0
+    assert scores["dice_TC"] == pytest.approx(2 * 2 / (2 + 3))
+    assert scores["dice_mean"] == pytest.approx((1 + 1 + 0.8) / 3)
