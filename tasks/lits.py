@@ -1,0 +1,110 @@
+"""LiTS 2017 (Liver Tumor Segmentation Challenge) on its real training data:
+
+* ``lits-liver-segmentation``: background / liver / tumour per pixel, Dice per class;
+* ``lits-tumour-present``: does an axial liver slice show a tumour, AUC.
+
+Data: the 131 labelled training volumes of https://competitions.codalab.org/competitions/17094
+(mirrored on Academic Torrents; the MSD's Task03_Liver re-publishes them in its own layout,
+read by ``msd-liver``). License: the challenge's data terms (commonly cited as CC BY-NC-SA 4.0).
+The 70 test volumes (``test-volume-N.nii``) have no public labels and are not read.
+
+Layout, as unpacked: ``DIR/Training Batch 1/volume-0.nii … volume-27.nii`` beside
+``segmentation-0.nii …``, and ``DIR/Training Batch 2/volume-28.nii … volume-130.nii``;
+re-compressed copies (``.nii.gz``) are read too. Labels 0 background, 1 liver, 2 tumour.
+
+Both tasks take the liver-containing axial slices (axis 2 of the NIfTI array), as 2-D LiTS
+pipelines do, and group them by volume (one volume per patient). The embedded
+``phantom-*`` liver tasks read the same layout; these are their real-data versions. The
+2.5-D input (``Preprocessing.neighbours``) needs the whole volume, which ``liver_slices``
+does not hand out, hence :func:`foreground_slices` here; the MSD and KiTS adapters share it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from benchmark.readers.lits import LITS_LABELS, lits_volumes, mask_of
+from benchmark.readers.nifti import read_labelled_pair
+from benchmark.readers.volume import axial_image
+from benchmark.recipes import study_recipe
+from benchmark.specs import Preprocessing, TaskSpec, Window
+from benchmark.task import Case, Task
+
+# Liver (60/200), abdominal soft tissue (40/400) and contrast-enhanced lesion (100/300)
+# windows: those of the phantom analogues, so that real and phantom results compare.
+LIVER_WINDOWS = [Window(center=60, width=200), Window(center=40, width=400), Window(center=100, width=300)]
+
+REAL_LITS_FIELDS = dict(
+    version="1", domain="ct", reader="lits-nifti", embedded=False,
+    preprocessing=Preprocessing(windows=LIVER_WINDOWS, channels=3, size=64),
+    data_layout="DIR/Training Batch {1,2}/volume-N.nii[.gz] beside segmentation-N.nii[.gz] "
+                "(labels 0 background, 1 liver, 2 tumour)",
+)
+
+
+def segmentation_metrics(class_names: list[str], regions: dict[str, list[int]] | None = None) -> list[str]:
+    """dice_mean, then per-volume, pooled and per-slice Dice of every foreground class and region."""
+    targets = [*class_names[1:], *(r for r in regions or {} if r not in class_names)]
+    return ["dice_mean", *(f"dice_{variant}{name}" for variant in ("", "global_", "slice_") for name in targets)]
+
+
+def foreground_slices(image_xyz: np.ndarray, mask_xyz: np.ndarray,
+                      neighbours: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(k, image, mask) of the axial slices k of (X, Y, Z) arrays whose mask holds foreground."""
+    for k in np.flatnonzero(mask_xyz.any(axis=(0, 1))):
+        yield int(k), axial_image(image_xyz, int(k), neighbours), axial_image(mask_xyz, int(k))
+
+
+class _LitsTask(Task):
+    def units(self, root: Path) -> list[Path]:
+        return lits_volumes(root)
+
+    def read(self, root: Path, unit: Path) -> Iterator[Case]:
+        volume, mask = read_labelled_pair(unit, mask_of(unit), LITS_LABELS)
+        patient = unit.name.split(".")[0]  # volume-N: one volume per patient
+        name = unit.relative_to(root).as_posix()
+        spacing = (volume.spacing[1], volume.spacing[0])  # rows are Y, columns X
+        for k, image, labels in foreground_slices(volume.array, mask.array, self.spec.preprocessing.neighbours):
+            yield Case(f"{name}#{k}", patient, image, self.label(labels), {"spacing": spacing})
+
+    def label(self, mask: np.ndarray):
+        raise NotImplementedError
+
+
+class LitsLiverSegmentation(_LitsTask):
+    spec = TaskSpec(
+        name="lits-liver-segmentation",
+        description="Liver and tumour segmentation of axial CT slices (LiTS 2017 training volumes).",
+        kind="segmentation",
+        class_names=["background", "liver", "tumour"],
+        metrics=segmentation_metrics(["background", "liver", "tumour"]),
+        main_metric="dice_mean",
+        training=study_recipe("lits"),
+        **REAL_LITS_FIELDS,
+    )
+
+    def label(self, mask: np.ndarray) -> np.ndarray:
+        return mask
+
+
+class LitsTumourPresent(_LitsTask):
+    spec = TaskSpec(
+        name="lits-tumour-present",
+        description="Whether an axial liver slice shows a tumour (LiTS 2017 training volumes).",
+        kind="classification",
+        class_names=["no_tumour", "tumour"],
+        metrics=["auc", "accuracy", "balanced_accuracy"],
+        main_metric="auc",
+        training=study_recipe("lits", class_weights=None),  # the 3-class weights are the segmentation's
+        **REAL_LITS_FIELDS,
+    )
+
+    def label(self, mask: np.ndarray) -> int:
+        return int((mask == 2).any())
+
+
+SEGMENTATION = LitsLiverSegmentation()
+TUMOUR_PRESENT = LitsTumourPresent()
+TASKS = [SEGMENTATION, TUMOUR_PRESENT]
