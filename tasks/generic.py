@@ -1,0 +1,174 @@
+"""Generic tasks for users' own data: no plugin code needed, the classes come from the data.
+
+* ``dicom-folder``: CT DICOM series plus ``labels.csv`` (columns ``series,label``: a series
+  folder relative to DIR and its class name); every slice of a series is a case with the
+  series' label, grouped by the DICOM PatientID. A folder mixing series, or with uneven
+  slice gaps (a missing or duplicated slice), is refused. Classes: ``classes.txt`` (one per line, in
+  order) if present, else the sorted labels of the CSV.
+* ``nifti-folder``: ``images/<case>.nii[.gz]`` and ``masks/<case>.nii[.gz]`` (same names),
+  axial slices that contain foreground; classes from ``classes.txt`` (background first),
+  else background/foreground. The case name is the patient.
+* ``image-folder``: torchvision's ImageFolder, ``DIR/<class>/<image>``, or ImageNet's
+  ``DIR/train/<class>/…`` + ``DIR/val/<class>/…``, whose ``val`` is then the official
+  test set. Classes are the class folders, sorted; each image is its own group.
+
+Because the classes are read from the folder, ``bind`` returns a task whose spec lists them;
+that spec is what every result records.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from benchmark.errors import DataError
+from benchmark.inspect_data import check_series
+from benchmark.readers.dicom import iter_dicom_files, read_ct_slice
+from benchmark.readers.image import IMAGE_SUFFIXES, read_rgb
+from benchmark.readers.nifti import read_labelled_pair
+from benchmark.readers.volume import axial_image
+from benchmark.specs import Preprocessing, TaskSpec, Window
+from benchmark.task import Case, Task
+
+FROM_DATA = ["(read from the data folder)"]
+CT_WINDOWS = [Window(center=40, width=400), Window(center=-600, width=1500), Window(center=400, width=1800)]
+
+
+def _classes_txt(root: Path) -> list[str] | None:
+    path = root / "classes.txt"
+    if not path.is_file():
+        return None
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise DataError("must list at least two distinct class names, one per line", path)
+    return names
+
+
+class _Generic(Task):
+    def bind(self, root: Path) -> Task:
+        bound = type(self)()
+        bound.spec = self.spec.model_copy(update={"class_names": self.class_names(root)})
+        return bound
+
+    def class_names(self, root: Path) -> list[str]:
+        raise NotImplementedError
+
+
+class DicomFolder(_Generic):
+    spec = TaskSpec(
+        name="dicom-folder", version="1", domain="ct", kind="classification", class_names=FROM_DATA,
+        description="Your CT DICOM series, one label per series from labels.csv.",
+        metrics=["accuracy", "balanced_accuracy", "auc"], main_metric="accuracy", reader="dicom-folder",
+        preprocessing=Preprocessing(windows=CT_WINDOWS, channels=3, size=64),
+        data_layout="DIR/labels.csv (series,label) + DIR/<series>/*.dcm [+ DIR/classes.txt]",
+    )
+
+    def _labels(self, root: Path) -> dict[str, str]:
+        path = root / "labels.csv"
+        if not path.is_file():
+            raise DataError("has no labels.csv (columns series,label)", root)
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows or not {"series", "label"} <= set(rows[0]):
+            raise DataError("needs the columns series,label and at least one row", path)
+        return {row["series"].strip(): row["label"].strip() for row in rows}
+
+    def class_names(self, root: Path) -> list[str]:
+        return _classes_txt(root) or sorted(set(self._labels(root).values()))
+
+    def units(self, root: Path) -> list[Path]:
+        units = []
+        for series in sorted(self._labels(root)):
+            folder = root / series
+            if not folder.is_dir():
+                raise DataError(f"labels.csv names series {series!r}, which is not a folder", folder)
+            units.append(folder)
+        return units
+
+    def read(self, root: Path, unit: Path) -> Iterator[Case]:
+        label = self._labels(root)[unit.relative_to(root).as_posix()]
+        if label not in self.spec.class_names:
+            raise DataError(f"label {label!r} is not one of the classes {self.spec.class_names}", root / "labels.csv")
+        files = list(iter_dicom_files(unit))
+        if not files:
+            raise DataError("holds no DICOM files", unit)
+        check_series(unit, files)  # one series, no missing or duplicated slices
+        for path in files:
+            hu, ds = read_ct_slice(path)
+            yield Case(path.relative_to(root).as_posix(), str(ds.PatientID), hu, self.spec.class_names.index(label),
+                       {"spacing": tuple(float(v) for v in getattr(ds, "PixelSpacing", (1.0, 1.0)))})
+
+
+class NiftiFolder(_Generic):
+    spec = TaskSpec(
+        name="nifti-folder", version="1", domain="ct", kind="segmentation", class_names=FROM_DATA,
+        description="Your CT volumes and masks; axial slices with foreground, Dice per class.",
+        metrics=["dice_mean"], main_metric="dice_mean", reader="nifti-folder",
+        preprocessing=Preprocessing(windows=CT_WINDOWS, channels=3, size=64),
+        data_layout="DIR/images/<case>.nii[.gz] + DIR/masks/<case>.nii[.gz] [+ DIR/classes.txt, background first]",
+    )
+
+    def class_names(self, root: Path) -> list[str]:
+        return _classes_txt(root) or ["background", "foreground"]
+
+    def units(self, root: Path) -> list[Path]:
+        images = sorted(p for p in (root / "images").glob("*.nii*") if not p.name.startswith("._"))
+        if not images:
+            raise DataError("holds no images/*.nii[.gz] files", root)
+        return images
+
+    def read(self, root: Path, unit: Path) -> Iterator[Case]:
+        mask_path = root / "masks" / unit.name
+        if not mask_path.is_file():
+            raise DataError(f"has no mask masks/{unit.name}", unit)
+        image, mask = read_labelled_pair(unit, mask_path, set(range(len(self.spec.class_names))))
+        case = unit.name.split(".nii")[0]
+        neighbours = self.spec.preprocessing.neighbours
+        for k in np.flatnonzero(mask.array.any(axis=(0, 1))):
+            yield Case(f"{unit.name}#{k}", case, axial_image(image.array, int(k), neighbours),
+                       axial_image(mask.array, int(k)), {"spacing": (image.spacing[1], image.spacing[0])})
+
+
+class ImageFolder(_Generic):
+    spec = TaskSpec(
+        name="image-folder", version="1", domain="natural", kind="classification", class_names=FROM_DATA,
+        description="Natural images in torchvision's ImageFolder (or ImageNet's train/val) layout.",
+        metrics=["accuracy", "balanced_accuracy", "auc"], main_metric="accuracy", reader="image-folder",
+        preprocessing=Preprocessing(windows=[Window(center=127.5, width=255)], channels=3, size=64),
+        data_layout="DIR/<class>/<image> or DIR/train/<class>/<image> + DIR/val/<class>/<image>",
+    )
+
+    @staticmethod
+    def _class_roots(root: Path) -> dict[str, Path]:
+        """``{"": root}`` for a plain ImageFolder, ``{"train": ..., "test": .../val}`` for ImageNet's."""
+        if (root / "train").is_dir() and (root / "val").is_dir():
+            return {"train": root / "train", "test": root / "val"}
+        return {"": root}
+
+    def class_names(self, root: Path) -> list[str]:
+        names = sorted({d.name for folder in self._class_roots(root).values() for d in folder.iterdir()
+                        if d.is_dir() and not d.name.startswith(".")})
+        if len(names) < 2:
+            raise DataError("needs at least two class folders", root)
+        return names
+
+    def units(self, root: Path) -> list[Path]:
+        files = sorted(p for folder in self._class_roots(root).values() for p in folder.rglob("*")
+                       if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("._"))
+        if not files:
+            raise DataError("holds no images", root)
+        return files
+
+    def read(self, root: Path, unit: Path) -> Iterator[Case]:
+        splits = self._class_roots(root)
+        split = next(s for s, folder in splits.items() if unit.is_relative_to(folder))
+        class_name = unit.relative_to(splits[split]).parts[0]
+        if class_name not in self.spec.class_names:
+            raise DataError(f"folder {class_name!r} is not a class of this dataset", unit)
+        name = unit.relative_to(root).as_posix()
+        yield Case(name, name, read_rgb(unit), self.spec.class_names.index(class_name), {"split": split} if split else {})
+
+
+TASKS = [DicomFolder(), NiftiFolder(), ImageFolder()]
