@@ -132,11 +132,21 @@ def _add_results(sub) -> None:
     export = results.add_parser("export", help="print one row per job and metric")
     _add_workdir(export)
     export.add_argument("--format", choices=["csv", "json"], default="csv")
+    imports = results.add_parser("import", help="add per-seed rows computed elsewhere (the `results export` "
+                                 "columns, optionally task_domain, checkpoint_domain, source) to the leaderboard")
+    imports.add_argument("file", type=Path)
+    _add_workdir(imports)
     rescore = sub.add_parser("rescore", help="recompute every result's metrics from its saved predictions")
     _add_workdir(rescore)
     rescore.add_argument("--check", action="store_true", help="only compare; exit 1 if a stored metric differs")
     board = sub.add_parser("leaderboard", help="the static site").add_subparsers(dest="action", required=True)
-    _add_workdir(board.add_parser("build", help="rebuild HTML, CSV and JSON from stored results"))
+    build = board.add_parser("build", help="rebuild HTML, CSV and JSON from stored and imported results")
+    _add_workdir(build)
+    build.add_argument("--out", type=Path, help="where to write the site (default: <workdir>/site)")
+    board_export = board.add_parser("export", help="print the aggregate table: per cell n, mean, std, 95 %% CI, "
+                                    "and the relative difference and Welch p against each baseline")
+    _add_workdir(board_export)
+    board_export.add_argument("--format", choices=["csv", "json"], default="csv")
 
 
 def _add_splits(sub) -> None:

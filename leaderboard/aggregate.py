@@ -3,8 +3,14 @@
 Summaries only ever group rows of the same task version (a result ranks only against
 results of the same task version), and report the seed count, mean, sample std and a
 t-distribution 95 % CI, so that a reader can see when a difference is noise.
+
+Rows brought in with ``ctbench results import`` (see ``importer.py``) join the same table,
+marked ``imported`` with their ``source``, when ``load`` is given the imported folder.
 """
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -12,31 +18,59 @@ from scipy import stats
 
 from benchmark.store import LoadProblem, ResultStore
 
+# The ``results export`` header, which ``results import`` reads back.
 TIDY_COLUMNS = ["checkpoint", "task", "task_version", "protocol", "scale", "seed", "metric", "value"]
+PROVENANCE_COLUMNS = ["imported", "source"]
 CELL = ["checkpoint", "task", "task_version", "protocol", "scale", "metric"]
 
 
-def load(store: ResultStore) -> tuple[list[dict], list[LoadProblem]]:
+def load(store: ResultStore, imported_dir: Optional[Path] = None) -> tuple[list[dict], list[LoadProblem]]:
+    """Stored results, then (if ``imported_dir`` is given) imported rows as result-shaped dicts.
+
+    Imported dicts carry an ``imported`` key and no counts, predictions or provenance, which is
+    why they are opt-in: callers that read those fields must first learn to skip them.
+    """
     results, problems = [], []
     for item in store.iter_results():
         (problems if isinstance(item, LoadProblem) else results).append(item)
+    if imported_dir is not None:
+        from .importer import load_imported  # the importer builds on this module
+
+        more, bad = load_imported(imported_dir)
+        results, problems = results + more, problems + bad
     return results, problems
 
 
 def tidy(results: list[dict]) -> pd.DataFrame:
-    """One row per job and metric: the long format every later statistic starts from."""
+    """One row per job and metric: the long format every later statistic starts from.
+
+    Besides ``TIDY_COLUMNS`` each row says whether it was ``imported`` and from which ``source``
+    ("" for results run here). An imported row whose key a result run here (or an import read
+    earlier, in file-name order) already gives is dropped, so importing an export back into the
+    workdir it came from does not count any seed twice.
+    """
     rows = [
         {
             "checkpoint": r["job"]["checkpoint"], "task": r["job"]["task"], "task_version": r["job"]["task_version"],
             "protocol": r["job"]["protocol"], "scale": float(r["job"]["scale"]), "seed": int(r["job"]["seed"]),
             "metric": metric, "value": value,
+            "imported": "imported" in r, "source": r.get("imported", {}).get("source", ""),
         }
         for r in results
         for metric, value in sorted(r["metrics"].items())
     ]
-    frame = pd.DataFrame(rows, columns=TIDY_COLUMNS)
+    frame = _drop_shadowed(pd.DataFrame(rows, columns=TIDY_COLUMNS + PROVENANCE_COLUMNS))
     return frame.sort_values(TIDY_COLUMNS[:-1], ascending=[True, True, True, True, False, True, True],
                              kind="mergesort").reset_index(drop=True)
+
+
+def _drop_shadowed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Local results keep their duplicates (as before); imported rows yield to any earlier row."""
+    key = TIDY_COLUMNS[:-1]
+    imported = frame["imported"].astype(bool)
+    local = pd.MultiIndex.from_frame(frame.loc[~imported, key])
+    shadowed = imported & (pd.MultiIndex.from_frame(frame[key]).isin(local) | frame.duplicated(key))
+    return frame[~shadowed]
 
 
 def _ci95(values: pd.Series) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""``ctbench results export``, ``ctbench rescore`` and ``ctbench leaderboard build``."""
+"""``ctbench results export|import``, ``ctbench rescore`` and ``ctbench leaderboard build|export``."""
 from __future__ import annotations
 
 import argparse
@@ -11,17 +11,38 @@ from ..workdir import Workdir
 from . import info
 
 
-def build_site(workdir: Workdir) -> Path:
+def build_site(workdir: Workdir, out: Path | None = None) -> Path:
+    """The site from results run here, imported rows and the analysis folder, all of ``workdir``."""
+    from leaderboard.importer import imported_dir
     from leaderboard.site import build_site as render
 
-    index, warnings = render(ResultStore(workdir.results), workdir.site)
+    index, warnings = render(ResultStore(workdir.results), out or workdir.site, imported_dir(workdir),
+                             workdir.root / "analysis")
     for warning in warnings:
         info(f"warning: {warning}")
     return index
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    print(build_site(Workdir.resolve(args.workdir)))
+    workdir = Workdir.resolve(args.workdir)
+    if args.action == "export":
+        return export_leaderboard(workdir, args.format)
+    print(build_site(workdir, args.out))
+    return 0
+
+
+def export_leaderboard(workdir: Workdir, fmt: str) -> int:
+    """Results run here and imported rows alike; the table goes to stdout, warnings to stderr."""
+    from leaderboard.aggregate import load
+    from leaderboard.importer import imported_dir
+    from leaderboard.stats import leaderboard_table, write_table
+
+    if not workdir.results.is_dir() and not imported_dir(workdir).is_dir():
+        raise ConfigError("holds no results (run `ctbench run` or `ctbench results import` first)", workdir.root)
+    results, problems = load(ResultStore(workdir.results), imported_dir(workdir))
+    for problem in problems:
+        info(f"warning: {problem.path}: {problem.problem}")
+    write_table(leaderboard_table(results), fmt, sys.stdout)
     return 0
 
 
@@ -29,10 +50,21 @@ def cmd_results(args: argparse.Namespace) -> int:
     from ..export import export
 
     workdir = Workdir.resolve(args.workdir)
+    if args.action == "import":
+        return import_results(args.file, workdir)
     if not workdir.results.is_dir():
         raise ConfigError("holds no results (run `ctbench run` first)", workdir.root)
     for warning in export(ResultStore(workdir.results), args.format, sys.stdout):
         info(f"warning: {warning}")
+    return 0
+
+
+def import_results(path: Path, workdir: Workdir) -> int:
+    from leaderboard.importer import import_csv
+
+    stored, n_rows, replaced = import_csv(path, workdir)
+    info(f"imported {n_rows} row(s) from {path}" + (f", replacing the earlier {stored.name}" if replaced else ""))
+    print(stored)
     return 0
 
 

@@ -1,0 +1,393 @@
+"""Comparisons a reader can trust: against named baselines, with the seed noise in view.
+
+Every cell (checkpoint x task x task version x protocol x scale x metric) is compared with
+the run's natural-image baseline and its random-init baseline, on the same task version
+only: the relative difference the study reports (``mean_a / mean_b - 1``, in percent) and
+Welch's t-test over seeds. Tiers ("better" / "tie" / "worse" than a baseline) replace
+strict ranks, and the overall score is a Borda count over tasks, because averaging raw
+metric values across tasks would weigh each task by its metric's spread. A paired
+bootstrap over test patients gives the CI of a difference from the saved predictions.
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NamedTuple, Optional, Sequence, TextIO
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from benchmark.atomic import read_npz
+from benchmark.errors import DataError
+from benchmark.metrics import score
+from benchmark.specs import TaskSpec
+from benchmark.store import LoadProblem, ResultStore
+
+from .aggregate import CELL, summarize, tidy
+
+ALPHA = 0.05
+# Searched in this order; the first present wins, then any checkpoint of the domain (by name).
+BASELINE_PREFERENCE = {"natural": (("imagenet", "demo-natural-simclr"), "natural"),
+                       "random": (("random", "random-resnet50"), "none")}
+EXPORT_COLUMNS = ["checkpoint", "task", "protocol", "scale", "metric", "n", "mean", "std", "ci_low", "ci_high",
+                  "baseline", "delta_pct", "p_welch"]
+COMPARE_COLUMNS = ["checkpoint", "task", "task_version", "protocol", "scale", "metric", "n", "mean", "std",
+                   "ci_low", "ci_high", "baseline", "baseline_kind", "baseline_n", "baseline_mean", "delta_pct",
+                   "p_welch", "tier", "imported", "source"]
+PREDICTION_KEYS = ("probabilities", "masks")
+
+
+# ---------------------------------------------------------------- who is compared with whom
+
+
+def checkpoint_entries(results: list[dict]) -> list[dict]:
+    """One spec per checkpoint name, sorted: a result run here wins over an imported row."""
+    ordered = sorted(results, key=lambda r: ("imported" not in r, r["job"].get("job_id", "")))
+    by_name = {r["checkpoint"]["name"]: r["checkpoint"] for r in ordered}
+    return [by_name[name] for name in sorted(by_name)]
+
+
+def main_metrics(results: list[dict]) -> dict[tuple[str, str], dict]:
+    """(task, task version) -> {"name", "higher_is_better"}; tasks without a main metric are absent."""
+    ordered = sorted(results, key=lambda r: "imported" not in r)  # results run here are applied last: they win
+    return {(r["job"]["task"], r["job"]["task_version"]): {k: r["main_metric"][k] for k in ("name", "higher_is_better")}
+            for r in ordered if r.get("main_metric")}
+
+
+def baselines(entries: Sequence[dict]) -> dict[str, Optional[str]]:
+    """{"natural": name or None, "random": name or None} for this run's checkpoints.
+
+    Named baselines first (``imagenet``, else ``demo-natural-simclr``; ``random``, else
+    ``random-resnet50``), then the alphabetically first checkpoint pretrained on that domain
+    ("natural" / "none"), so the choice never depends on file order.
+    """
+    domains = {e["name"]: e.get("pretraining_domain") for e in entries}
+    chosen = {}
+    for kind, (names, domain) in BASELINE_PREFERENCE.items():
+        named = [n for n in names if n in domains]
+        of_domain = sorted(n for n, d in domains.items() if d == domain)
+        chosen[kind] = (named or of_domain or [None])[0]
+    return chosen
+
+
+# ---------------------------------------------------------------- one cell against a baseline
+
+
+def relative_delta_pct(mean_a: float, mean_b: float) -> float:
+    """``(mean_a / mean_b - 1) * 100`` as the study computes it; NaN when mean_b is 0 or NaN.
+
+    The sign is that of the raw difference whatever the metric's direction: read it with
+    ``higher_is_better`` (``significance_tier`` does).
+    """
+    if not np.isfinite(mean_a) or not np.isfinite(mean_b) or mean_b == 0:
+        return math.nan
+    return (mean_a / mean_b - 1) * 100
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Welch's t-test p over seeds; NaN (never a made-up p) where the test is undefined.
+
+    Undefined means: fewer than two finite values in a group, or no spread in either group.
+    For two constant groups scipy returns NaN when they are equal but p = 0 when they differ
+    (t = inf from a zero variance estimate); both are NaN here, since seeds that agree exactly
+    (a deterministic protocol) say nothing about seed noise. The patient bootstrap still can.
+    """
+    a, b = _finite(a), _finite(b)
+    if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
+        return math.nan
+    with warnings.catch_warnings():  # near-identical seeds: scipy warns about precision, the p stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def significance_tier(p: float, mean_a: float, mean_b: float, higher_is_better: bool = True) -> str:
+    """"better" / "worse" than the baseline when Welch p < 0.05, else (NaN p included) "tie"."""
+    if not (p < ALPHA) or not np.isfinite(mean_a - mean_b) or mean_a == mean_b:
+        return "tie"
+    return "better" if (mean_a > mean_b) == higher_is_better else "worse"
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    return array[np.isfinite(array)]
+
+
+# ---------------------------------------------------------------- the aggregate table
+
+
+def compare(frame: pd.DataFrame, entries: Sequence[dict], mains: dict[tuple[str, str], dict]) -> pd.DataFrame:
+    """One row per cell and baseline it was compared with (``COMPARE_COLUMNS``).
+
+    A baseline is compared with every other checkpoint's cell that it has too (same task
+    version, protocol, scale and metric), never with itself. A cell compared with nothing
+    (it is the baseline, the run has none, or the baseline lacks that cell) still gets one
+    row, with empty baseline, delta, p and tier. A metric's direction is its task's
+    ``higher_is_better`` (tasks declare one), True where the task is unknown.
+    """
+    if frame.empty:
+        return pd.DataFrame(columns=COMPARE_COLUMNS)
+    summary = summarize(frame).set_index(CELL)
+    values = {key: _finite(group["value"]) for key, group in frame.groupby(CELL, sort=False)}
+    provenance = frame.groupby(CELL).agg(imported=("imported", "any"),
+                                         source=("source", lambda s: ";".join(sorted(set(s) - {""}))))
+    chosen = [(kind, name) for kind, name in baselines(entries).items() if name]
+    rows = []
+    for key, cell in summary.iterrows():
+        own = {**dict(zip(CELL, key)), "n": cell["n_seeds"], "mean": cell["mean"], "std": cell["std"],
+               "ci_low": cell["ci95_low"], "ci_high": cell["ci95_high"], **provenance.loc[key].to_dict()}
+        higher = mains.get((own["task"], own["task_version"]), {}).get("higher_is_better", True)
+        partners = [(kind, (name, *key[1:])) for kind, name in chosen
+                    if name != own["checkpoint"] and (name, *key[1:]) in summary.index]
+        for kind, other in partners or [(None, None)]:
+            versus = _versus(own["mean"], values[key], kind, other, summary, values, higher) if other else _NOTHING
+            rows.append({**own, **versus})
+    return _sorted(pd.DataFrame(rows, columns=COMPARE_COLUMNS))
+
+
+_NOTHING = {"baseline": None, "baseline_kind": None, "baseline_n": None, "baseline_mean": math.nan,
+            "delta_pct": math.nan, "p_welch": math.nan, "tier": None}
+
+
+def _versus(mean_a: float, mine: np.ndarray, kind: str, other: tuple, summary: pd.DataFrame, values: dict,
+            higher: bool) -> dict:
+    """The comparison fields of one cell against the baseline's cell ``other``."""
+    mean_b, p = summary.loc[other, "mean"], welch_p(mine, values[other])
+    return {"baseline": other[0], "baseline_kind": kind, "baseline_n": int(summary.loc[other, "n_seeds"]),
+            "baseline_mean": mean_b, "delta_pct": relative_delta_pct(mean_a, mean_b), "p_welch": p,
+            "tier": significance_tier(p, mean_a, mean_b, higher)}
+
+
+def _sorted(table: pd.DataFrame) -> pd.DataFrame:
+    """Checkpoint, task, version, protocol, scale (largest first), metric, then natural before random."""
+    order = table["baseline_kind"].map({"natural": 1, "random": 2}).fillna(0)
+    return (table.assign(_order=order)
+            .sort_values(["checkpoint", "task", "task_version", "protocol", "scale", "metric", "_order"],
+                         ascending=[True, True, True, True, False, True, True], kind="mergesort")
+            .drop(columns="_order").reset_index(drop=True))
+
+
+# ---------------------------------------------------------------- the overall score
+
+
+RANKED_COLUMNS = ["scale", "rank", "checkpoint", "borda", "mean_rank", "n_cells"]
+
+
+class Overall(NamedTuple):
+    ranked: pd.DataFrame      # scale, rank, checkpoint, borda, mean_rank, n_cells
+    incomplete: pd.DataFrame  # scale, checkpoint, missing (list of "task@version/protocol")
+
+
+def overall(summary: pd.DataFrame, mains: dict[tuple[str, str], dict],
+            cells: Optional[Sequence[tuple[str, str, str]]] = None) -> Overall:
+    """A Borda count per scale over (task, task version, protocol) cells, on each task's main metric.
+
+    In each cell the complete checkpoints are ranked by mean over seeds (1 = best, ties share
+    the average rank) and score ``n_checkpoints - rank`` points; points are summed over cells
+    and the final rank is by points (ties share the best rank, ``min``). ``mean_rank`` is
+    given beside it. The compared set is every cell at that scale with a finite mean for
+    someone (or ``cells``, if given); a checkpoint without a finite mean in any of them is
+    listed as incomplete, not ranked. Tasks without a main metric take no part.
+    """
+    ranked, incomplete = [], []
+    if summary.empty:
+        return Overall(pd.DataFrame(columns=RANKED_COLUMNS), pd.DataFrame(columns=["scale", "checkpoint", "missing"]))
+    main = summary[[mains.get((t, v), {}).get("name") == m
+                    for t, v, m in zip(summary["task"], summary["task_version"], summary["metric"])]]
+    for scale, at in main.groupby("scale", sort=False):
+        table = at.pivot(index="checkpoint", columns=["task", "task_version", "protocol"], values="mean")
+        table = table.reindex(columns=pd.MultiIndex.from_tuples(cells)) if cells else table.dropna(axis=1, how="all")
+        complete = table.dropna(axis=0, how="any")
+        for checkpoint, row in table.drop(index=complete.index).iterrows():
+            incomplete.append({"scale": scale, "checkpoint": checkpoint,
+                               "missing": [f"{t}@{v}/{p}" for (t, v, p), x in row.items() if not np.isfinite(x)]})
+        if complete.empty:
+            continue
+        direction = [1 if mains[(t, v)]["higher_is_better"] else -1 for t, v, _ in complete.columns]
+        ranks = (complete * direction).rank(axis=0, ascending=False, method="average")
+        borda = (len(complete) - ranks).sum(axis=1)
+        ranked.append(pd.DataFrame({"scale": scale, "rank": borda.rank(ascending=False, method="min").astype(int),
+                                    "checkpoint": complete.index, "borda": borda, "mean_rank": ranks.mean(axis=1),
+                                    "n_cells": complete.shape[1]}))
+    ranked_table = pd.concat(ranked, ignore_index=True) if ranked else pd.DataFrame(columns=RANKED_COLUMNS)
+    return Overall(_by_scale(ranked_table[RANKED_COLUMNS], ["rank"]),
+                   _by_scale(pd.DataFrame(incomplete, columns=["scale", "checkpoint", "missing"]), []))
+
+
+def _by_scale(table: pd.DataFrame, then: list[str]) -> pd.DataFrame:
+    return table.sort_values(["scale", *then, "checkpoint"], ascending=[False, *[True] * len(then), True],
+                             kind="mergesort").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- paired bootstrap over test patients
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    metric: str
+    difference: float   # metric(a) - metric(b) on the whole test set, averaged over seeds
+    ci_low: float
+    ci_high: float
+    confidence: float
+    n_resamples: int
+    n_valid: int        # resamples where the metric was defined for both checkpoints in every seed
+    n_patients: int
+    seeds: tuple[int, ...] = ()
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired_bootstrap(task: TaskSpec, pairs: Sequence[tuple[dict, dict]], metric: Optional[str] = None,
+                     n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> BootstrapResult:
+    """CI of metric(a) - metric(b) from two checkpoints' saved predictions, resampling test patients.
+
+    ``pairs`` holds, per training seed, the two prediction dicts (``case_ids``, ``patient_ids``,
+    ``y_true`` and ``probabilities`` or ``masks``, as saved beside each result). Each resample
+    draws the test patients with replacement (a patient drawn twice counts as two patients,
+    so per-patient Dice stays per patient) and recomputes the metric with
+    ``benchmark.metrics.score`` for both checkpoints on the same rows.
+
+    Pooling over seeds: the test set is the same for every seed (the split does not depend
+    on it), so one patient draw is applied to every seed and the per-seed differences are
+    averaged; the CI is thus over patients, for the seed-averaged difference the tables show.
+    Resamples where the metric is undefined (e.g. AUC with one class drawn) are dropped
+    and counted; the CI is the percentile interval of the rest. Written with numpy, not
+    scipy.stats.bootstrap, which resamples observations, not groups, and cannot drop those.
+    """
+    metric = metric or task.main_metric
+    scoring = _scoring_task(task, metric)
+    aligned = [_aligned(a, b) for a, b in pairs]
+    patients = _shared_patients(aligned)
+    draws = np.random.default_rng(seed).integers(0, len(patients), size=(n_resamples, len(patients)))
+    per_seed = np.empty((n_resamples, len(aligned)))
+    for column, (a, b) in enumerate(aligned):
+        groups = [np.flatnonzero(a["patient_ids"] == p) for p in patients]
+        for row, draw in enumerate(draws):
+            rows = np.concatenate([groups[i] for i in draw])
+            labels = np.repeat(np.arange(len(draw)), [len(groups[i]) for i in draw])
+            per_seed[row, column] = (_metric(scoring, metric, a, rows, labels)
+                                     - _metric(scoring, metric, b, rows, labels))
+    pooled = per_seed.mean(axis=1)
+    valid = pooled[np.isfinite(pooled)]
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(valid, [tail, 1 - tail]) if len(valid) else (math.nan, math.nan)
+    observed = np.mean([_metric(scoring, metric, a) - _metric(scoring, metric, b) for a, b in aligned])
+    return BootstrapResult(metric, float(observed), float(low), float(high), confidence, n_resamples, len(valid),
+                           len(patients))
+
+
+def bootstrap_checkpoints(store: ResultStore, checkpoint_a: str, checkpoint_b: str, task: str, task_version: str,
+                          protocol: str, scale: float, **options) -> BootstrapResult:
+    """``paired_bootstrap`` over the seeds both checkpoints have stored for one task/protocol/scale.
+
+    Only results run here qualify: imported rows have no predictions. ``options`` go to
+    ``paired_bootstrap`` (metric, n_resamples, seed, confidence).
+    """
+    found: dict[tuple[str, int], tuple[Path, dict]] = {}
+    for path, item in store.iter_files():
+        job = {} if isinstance(item, LoadProblem) else item["job"]
+        if (job.get("checkpoint") in (checkpoint_a, checkpoint_b) and job["task"] == task
+                and job["task_version"] == task_version and job["protocol"] == protocol
+                and float(job["scale"]) == float(scale)):
+            if (job["checkpoint"], int(job["seed"])) in found:
+                raise DataError(f"a second result of {job['checkpoint']} seed {job['seed']} for the same cell "
+                                f"(another profile?)", path)
+            found[(job["checkpoint"], int(job["seed"]))] = (path, item)
+    seeds = sorted(s for c, s in found if c == checkpoint_a and (checkpoint_b, s) in found)
+    if not seeds:
+        raise DataError(f"no seed has results of both {checkpoint_a} and {checkpoint_b} on {task}@{task_version} "
+                        f"{protocol} scale {scale:g}", store.root)
+    spec = TaskSpec.model_validate(found[(checkpoint_a, seeds[0])][1]["task"])
+    pairs = [(_predictions(*found[(checkpoint_a, s)]), _predictions(*found[(checkpoint_b, s)])) for s in seeds]
+    result = paired_bootstrap(spec, pairs, **options)
+    return BootstrapResult(**{**result.as_dict(), "seeds": tuple(seeds)})
+
+
+def _predictions(path: Path, result: dict) -> dict:
+    return read_npz(path.parent / result["predictions_file"])
+
+
+def _scoring_task(task: TaskSpec, metric: str) -> TaskSpec:
+    """Classification scores only the metric asked for (a resample costs one metric, not all)."""
+    if task.kind == "segmentation":
+        return task
+    if metric not in task.metrics:
+        raise ValueError(f"task {task.name} has no metric {metric!r} (it has {', '.join(task.metrics)})")
+    return task.model_copy(update={"metrics": [metric], "main_metric": metric})
+
+
+def _aligned(a: dict, b: dict) -> tuple[dict, dict]:
+    """b's rows in a's case order; both must hold the same test cases with the same truth."""
+    order = pd.Index(b["case_ids"]).get_indexer(a["case_ids"])
+    if len(a["case_ids"]) != len(b["case_ids"]) or (order < 0).any():
+        raise ValueError("the two checkpoints' predictions are not of the same test cases")
+    b = {key: value[order] for key, value in b.items()}
+    if not np.array_equal(a["y_true"], b["y_true"]) or not np.array_equal(a["patient_ids"], b["patient_ids"]):
+        raise ValueError("the two checkpoints' predictions disagree on the truth or patients of a case")
+    return a, b
+
+
+def _shared_patients(aligned: list[tuple[dict, dict]]) -> np.ndarray:
+    patients = np.unique(aligned[0][0]["patient_ids"])
+    if any(not np.array_equal(np.unique(a["patient_ids"]), patients) for a, _ in aligned):
+        raise ValueError("the seeds' predictions are not of the same test patients")
+    return patients
+
+
+def _metric(task: TaskSpec, metric: str, predictions: dict, rows: Optional[np.ndarray] = None,
+            patient_ids: Optional[np.ndarray] = None) -> float:
+    """The metric on ``rows`` (all if None), with ``patient_ids`` standing in for the saved ones."""
+    rows = np.arange(len(predictions["y_true"])) if rows is None else rows
+    patient_ids = predictions["patient_ids"][rows] if patient_ids is None else patient_ids
+    key = next(k for k in PREDICTION_KEYS if k in predictions)
+    scores = score(task, predictions["y_true"][rows], patient_ids, {key: predictions[key][rows]})
+    if metric not in scores:
+        raise ValueError(f"task {task.name} has no metric {metric!r}")
+    return scores[metric]
+
+
+# ---------------------------------------------------------------- ``ctbench leaderboard export``
+
+
+def leaderboard_table(results: list[dict]) -> pd.DataFrame:
+    """The aggregate table of ``leaderboard export`` (``COMPARE_COLUMNS``) from loaded results."""
+    return compare(tidy(results), checkpoint_entries(results), main_metrics(results))
+
+
+def write_table(table: pd.DataFrame, fmt: str, out: TextIO) -> None:
+    """CSV with exactly ``EXPORT_COLUMNS`` and fixed formats (empty = none/undefined), or JSON
+    records of every ``COMPARE_COLUMNS`` field (NaN as null), in the table's (stable) order."""
+    if fmt == "csv":
+        _formatted(table).to_csv(out, index=False, lineterminator="\n")
+        return
+    records = [{k: plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+    out.write(json.dumps(records, indent=2, allow_nan=False) + "\n")
+
+
+FORMATS = {"scale": "{:.10g}", "n": "{:d}", "mean": "{:.6f}", "std": "{:.6f}", "ci_low": "{:.6f}",
+           "ci_high": "{:.6f}", "delta_pct": "{:.4f}", "p_welch": "{:.6g}"}
+
+
+def _formatted(table: pd.DataFrame) -> pd.DataFrame:
+    text = table[EXPORT_COLUMNS].astype(object).copy()
+    for column, pattern in FORMATS.items():
+        text[column] = [("" if _missing(v) else pattern.format(int(v) if column == "n" else float(v)))
+                        for v in table[column]]
+    return text.fillna("")
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def plain(value):
+    """numpy scalars -> plain values; NaN -> null; floats to 10 significant digits (no 0.8000000000000002)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if _missing(value):
+        return None
+    return float(f"{value:.10g}") if isinstance(value, float) else value
