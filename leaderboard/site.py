@@ -1,90 +1,239 @@
-"""Render the static leaderboard: index.html, leaderboard.csv and leaderboard.json.
+"""Render the static leaderboard: an overview, the domain-transfer view, a page per task,
+per checkpoint and for the feature-space analysis, plus CSV/JSON downloads.
 
-Everything is sorted and formatted with fixed precision and nothing records the time
-of the build, so rebuilding from the same results gives the same bytes. Jinja2
-autoescaping covers every user-given string (checkpoint names, metadata).
+Everything is sorted and formatted with fixed precision, plots are byte-stable SVG, and
+nothing records the time of the build, so rebuilding from the same results gives the same
+bytes. Jinja2 autoescaping covers every user-given string (checkpoint names, metadata,
+imported sources); the only script is the shipped ``app.js`` (sort and filter, no network).
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
+import json
 import math
+import re
+from importlib import resources
 from pathlib import Path
 
 import jinja2
 import pandas as pd
 
 from benchmark.atomic import atomic_open, canonical_json
+from benchmark.specs import NAME_PATTERN
 from benchmark.store import ResultStore
 
+from . import stats
 from .aggregate import load, summarize, tidy
+from .plots import scale_curve
+
+DOMAINS = ("ct", "mri", "xray", "natural")
+STATIC = ("app.js", "style.css")
 
 
-def _fmt(value: float, digits: int = 3) -> str:
+def build_site(store: ResultStore, out_dir: Path, imported: Path | None = None,
+               analysis: Path | None = None) -> tuple[Path, list[str]]:
+    """Returns the index.html path and the warnings (unreadable result files, by name)."""
+    results, problems = load(store, imported)
+    board = _Board(results)
+    warnings = [f"{p.path}: {p.problem}" for p in problems]
+    files = {"index.html": board.render("index.html.j2", root="", warnings=warnings),
+             "analysis.html": board.render("analysis.html.j2", root="", sections=_analysis_sections(analysis))}
+    for table in board.task_tables():
+        files[f"tasks/{table['slug']}.html"] = board.render("task.html.j2", root="../", page=table)
+    for entry in board.entries:
+        files[f"checkpoints/{slug(entry['name'])}.html"] = board.render("checkpoint.html.j2", root="../",
+                                                                        page=board.checkpoint_page(entry))
+    buffer = io.StringIO()
+    stats.write_table(board.compared, "csv", buffer)
+    files["leaderboard.csv"] = buffer.getvalue()
+    files["leaderboard.json"] = canonical_json(_records(board.compared))
+    for name in STATIC:
+        files[name] = resources.files("leaderboard").joinpath("static", name).read_text()
+    for name, text in sorted(files.items()):
+        with atomic_open(out_dir / name) as handle:
+            handle.write(text)
+    return out_dir / "index.html", warnings
+
+
+def slug(name: str) -> str:
+    """A page name: the name itself where it is safe (every registered name is), else a hash."""
+    return name if re.fullmatch(NAME_PATTERN, name) else "x-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def fmt(value, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _entries(results: list[dict]) -> list[dict]:
-    """One row per checkpoint with its declared spec (taken from its last result in job-id order)."""
-    by_name = {r["checkpoint"]["name"]: r["checkpoint"] for r in sorted(results, key=lambda r: r["job"]["job_id"])}
-    return [by_name[name] for name in sorted(by_name)]
+class _Board:
+    """Every table the pages show, computed once from the loaded results."""
 
+    def __init__(self, results: list[dict]):
+        self.results = results
+        self.frame = tidy(results)
+        self.entries = stats.checkpoint_entries(results)
+        self.mains = stats.main_metrics(results)
+        self.baselines = stats.baselines(self.entries)
+        self.summary = summarize(self.frame) if len(self.frame) else pd.DataFrame(
+            columns=["checkpoint", "task", "task_version", "protocol", "scale", "metric", "n_seeds", "mean", "std",
+                     "ci95_low", "ci95_high", "seeds"])
+        self.compared = stats.compare(self.frame, self.entries, self.mains)
+        self.overall = stats.overall(self.summary, self.mains)
+        self.domains = {(r["job"]["task"], r["job"]["task_version"]): r["task"].get("domain", "?") for r in results}
+        local = {r["checkpoint"]["name"] for r in results if "imported" not in r}
+        self.imported_names = {e["name"] for e in self.entries} - local
+        self.versus = {tuple(row[k] for k in stats.CELL): row for row in self.compared.to_dict(orient="records")
+                       if row["baseline_kind"] == "natural"}
+        self.env = jinja2.Environment(loader=jinja2.PackageLoader("leaderboard", "templates"), autoescape=True,
+                                      undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        self.env.filters["fmt"] = fmt
+        self.env.filters["slug"] = slug
 
-def _main_tables(results: list[dict], summary: pd.DataFrame) -> list[dict]:
-    """One table per task version x protocol, on the task's main metric, a column per scale."""
-    mains = {(r["job"]["task"], r["job"]["task_version"]): r["main_metric"] for r in results}
-    domains = {(r["job"]["task"], r["job"]["task_version"]): r["task"]["domain"] for r in results}
-    budgets = _budget_labels(results)
-    tables = []
-    for (task, version, protocol), cell in summary.groupby(["task", "task_version", "protocol"], sort=True):
-        main = mains[(task, version)]
-        cell = cell[cell["metric"] == main["name"]]
-        scales = sorted(cell["scale"].unique(), reverse=True)
+    def render(self, template: str, **context) -> str:
+        return self.env.get_template(template).render(board=self, domains=DOMAINS, **context)
+
+    # ------------------------------------------------------------ cells on main metrics
+
+    def main_cells(self) -> pd.DataFrame:
+        names = [self.mains.get((t, v), {}).get("name") for t, v in zip(self.summary["task"], self.summary["task_version"])]
+        return self.summary[self.summary["metric"] == pd.Series(names, index=self.summary.index)]
+
+    def cell(self, row) -> dict:
+        """One checkpoint's mean ± CI on a cell, with its comparison against the natural baseline."""
+        key = (row.checkpoint, row.task, row.task_version, row.protocol, row.scale, row.metric)
+        versus = self.versus.get(key)
+        is_baseline = row.checkpoint == self.baselines.get("natural")
+        half = (row.ci95_high - row.ci95_low) / 2 if math.isfinite(row.ci95_high - row.ci95_low) else math.nan
+        return {"mean": row.mean, "half": half, "std": row.std, "low": row.ci95_low, "high": row.ci95_high,
+                "n": int(row.n_seeds), "tier": "baseline" if is_baseline else (versus or {}).get("tier") or "none",
+                "delta": (versus or {}).get("delta_pct", math.nan), "p": (versus or {}).get("p_welch", math.nan)}
+
+    def overview(self) -> dict:
+        """Rows: task x protocol (grouped by domain), at each one's largest scale; columns: checkpoints."""
+        cells = self.main_cells()
+        checkpoints = [e["name"] for e in self.entries]
         rows = []
-        for checkpoint, group in cell.groupby("checkpoint", sort=True):
-            by_scale = {row.scale: row for row in group.itertuples()}
-            rows.append({"checkpoint": checkpoint, "cells": [
-                {"mean": _fmt(by_scale[s].mean), "std": _fmt(by_scale[s].std), "low": _fmt(by_scale[s].ci95_low),
-                 "high": _fmt(by_scale[s].ci95_high), "n": by_scale[s].n_seeds} if s in by_scale else None
-                for s in scales]})
-        tables.append({"task": task, "version": version, "protocol": protocol, "metric": main["name"],
-                       "domain": domains[(task, version)], "higher_is_better": main["higher_is_better"],
-                       "scales": [{"scale": f"{s:.4g}", "budget": budgets[(task, version, protocol, s)]}
-                                  for s in scales],
-                       "rows": rows})
-    return tables
+        for (task, version, protocol), group in cells.groupby(["task", "task_version", "protocol"], sort=True):
+            top = group[group["scale"] == group["scale"].max()]
+            by_checkpoint = {r.checkpoint: self.cell(r) for r in top.itertuples()}
+            rows.append({"task": task, "version": version, "protocol": protocol, "scale": top["scale"].iloc[0],
+                         "domain": self.domains.get((task, version), "?"), "metric": top["metric"].iloc[0],
+                         "cells": [by_checkpoint.get(c) for c in checkpoints], "slug": slug(f"{task}.v{version}")})
+        rows.sort(key=lambda r: (_domain_order(r["domain"]), r["task"], r["version"], r["protocol"]))
+        return {"checkpoints": checkpoints, "rows": rows}
+
+    def domain_view(self) -> list[dict]:
+        """Per checkpoint: its advantage over the natural baseline inside CT and across the boundary.
+
+        The advantage is the study's relative difference, signed so that positive means better
+        (it flips for lower-is-better metrics), averaged over main-metric cells of every
+        protocol and scale; the gap is CT minus the cross-domain average.
+        """
+        rows = []
+        for entry in self.entries:
+            name = entry["name"]
+            if name == self.baselines.get("natural"):
+                continue
+            by_domain = {d: [] for d in DOMAINS}
+            tiers = {"ct": [], "cross": []}
+            for key, row in self.versus.items():
+                if key[0] != name or self.mains.get((key[1], key[2]), {}).get("name") != key[5]:
+                    continue
+                sign = 1 if self.mains[(key[1], key[2])]["higher_is_better"] else -1
+                domain = self.domains.get((key[1], key[2]), "?")
+                if domain in by_domain and math.isfinite(row["delta_pct"]):
+                    by_domain[domain].append(sign * row["delta_pct"])
+                    tiers["ct" if domain == "ct" else "cross"].append(row["tier"])
+            ct, cross = _mean(by_domain["ct"]), _mean([v for d in DOMAINS[1:] for v in by_domain[d]])
+            rows.append({"name": name, "pretraining_domain": entry.get("pretraining_domain", "?"),
+                         "per_domain": {d: _mean(v) for d, v in by_domain.items()},
+                         "counts": {d: len(v) for d, v in by_domain.items()}, "ct": ct, "cross": cross,
+                         "gap": ct - cross if math.isfinite(ct) and math.isfinite(cross) else math.nan,
+                         "tiers": {k: {t: v.count(t) for t in ("better", "tie", "worse")} for k, v in tiers.items()}})
+        return rows
+
+    # ------------------------------------------------------------ per-task pages
+
+    def task_tables(self) -> list[dict]:
+        cells = self.main_cells()
+        pages: dict[tuple, dict] = {}
+        budgets = _budget_labels(self.results)
+        for (task, version, protocol), group in cells.groupby(["task", "task_version", "protocol"], sort=True):
+            scales = sorted(group["scale"].unique(), reverse=True)
+            metric = group["metric"].iloc[0]
+            rows = []
+            for checkpoint, mine in group.groupby("checkpoint", sort=True):
+                by_scale = {r.scale: self.cell(r) for r in mine.itertuples()}
+                rows.append({"checkpoint": checkpoint, "cells": [by_scale.get(s) for s in scales]})
+            seeds = self.frame[(self.frame["task"] == task) & (self.frame["task_version"] == version)
+                               & (self.frame["protocol"] == protocol) & (self.frame["metric"] == metric)]
+            page = pages.setdefault((task, version), {
+                "task": task, "version": version, "slug": slug(f"{task}.v{version}"),
+                "domain": self.domains.get((task, version), "?"), "metric": metric,
+                "higher_is_better": self.mains[(task, version)]["higher_is_better"], "protocols": []})
+            page["protocols"].append({
+                "protocol": protocol, "rows": rows,
+                "scales": [{"scale": f"{s:.4g}", "budget": budgets.get((task, version, protocol, s), "")}
+                           for s in scales],
+                "plot": scale_curve(group, seeds, metric, f"{task} · {protocol}") if len(scales) > 1 else None})
+        return [pages[key] for key in sorted(pages)]
+
+    # ------------------------------------------------------------ per-checkpoint pages
+
+    def checkpoint_page(self, entry: dict) -> dict:
+        mine = [r for r in self.results if r["checkpoint"]["name"] == entry["name"]]
+        local = sorted((r for r in mine if "imported" not in r), key=lambda r: r["job"]["job_id"])
+        provenance = local[0].get("provenance", {}) if local else {}
+        cells = self.main_cells()
+        rows = [{"task": r.task, "version": r.task_version, "protocol": r.protocol, "scale": r.scale,
+                 "metric": r.metric, "slug": slug(f"{r.task}.v{r.task_version}"), **self.cell(r)}
+                for r in cells[cells["checkpoint"] == entry["name"]].itertuples()]
+        sources = sorted({r["imported"]["source"] for r in mine if "imported" in r})
+        return {"entry": entry, "rows": rows, "sources": sources, "n_local": len(local),
+                "provenance": {k: provenance.get(k) for k in ("ctbench_version", "git", "packages", "device",
+                                                              "device_name", "precision")} if provenance else {}}
 
 
 def _budget_labels(results: list[dict]) -> dict[tuple, str]:
     """The labelled cases each scale really used (train + val), so a floored budget is visible."""
     used: dict[tuple, set[int]] = {}
     for r in results:
-        key = (r["job"]["task"], r["job"]["task_version"], r["job"]["protocol"], float(r["job"]["scale"]))
-        used.setdefault(key, set()).add(r["counts"]["train_cases"] + r["counts"]["val_cases"])
+        if "counts" in r:
+            key = (r["job"]["task"], r["job"]["task_version"], r["job"]["protocol"], float(r["job"]["scale"]))
+            used.setdefault(key, set()).add(r["counts"]["train_cases"] + r["counts"]["val_cases"])
     return {key: (f"{min(v)}" if len(v) == 1 else f"{min(v)}–{max(v)}") + " labelled cases"
             for key, v in used.items()}
 
 
-def build_site(store: ResultStore, out_dir: Path) -> tuple[Path, list[str]]:
-    """Returns the index.html path and the warnings (unreadable result files, by name)."""
-    results, problems = load(store)
-    frame = tidy(results)
-    summary = summarize(frame) if len(frame) else pd.DataFrame(
-        columns=["checkpoint", "task", "task_version", "protocol", "scale", "metric", "n_seeds", "mean", "std",
-                 "ci95_low", "ci95_high", "seeds"])
-    warnings = [f"{p.path}: {p.problem}" for p in problems]
-    env = jinja2.Environment(loader=jinja2.PackageLoader("leaderboard", "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    html = env.get_template("index.html.j2").render(
-        entries=_entries(results), tables=_main_tables(results, summary), warnings=warnings, n_results=len(results))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out_dir / "index.html") as handle:
-        handle.write(html)
-    with atomic_open(out_dir / "leaderboard.csv") as handle:
-        summary.drop(columns=["seeds"]).to_csv(handle, index=False, float_format="%.6g", lineterminator="\n")
-    with atomic_open(out_dir / "leaderboard.json") as handle:
-        handle.write(canonical_json(_json_ready(summary)))
-    return out_dir / "index.html", warnings
+def _analysis_sections(folder: Path | None) -> list[dict]:
+    """Each ``analysis/<task>/``: its tables (lists of records in analysis.json) and its SVG plots."""
+    sections = []
+    for task_dir in sorted(p for p in (folder.iterdir() if folder and folder.is_dir() else []) if p.is_dir()):
+        payload = json.loads((task_dir / "analysis.json").read_text()) if (task_dir / "analysis.json").is_file() else {}
+        tables = [{"name": name, "columns": list(rows[0]), "rows": [[_cell(r.get(c)) for c in rows[0]] for r in rows]}
+                  for name, rows in sorted(payload.items())
+                  if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows)]
+        plots = [{"name": svg.stem, "uri": "data:image/svg+xml;base64," + base64.b64encode(svg.read_bytes()).decode()}
+                 for svg in sorted(task_dir.glob("*.svg"))]
+        sections.append({"task": task_dir.name, "tables": tables, "plots": plots,
+                         "notes": {k: v for k, v in sorted(payload.items()) if isinstance(v, (str, int, float))}})
+    return sections
 
 
-def _json_ready(summary: pd.DataFrame) -> list[dict]:
-    records = summary.to_dict(orient="records")
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in records]
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return fmt(value)
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def _domain_order(domain: str) -> int:
+    return DOMAINS.index(domain) if domain in DOMAINS else len(DOMAINS)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    return [{k: stats.plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")]

@@ -4,6 +4,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.cli_helpers import run_cli
@@ -54,10 +55,12 @@ def test_results_record_the_cases_actually_used_and_their_manifests(finished_run
         assert prov["checkpoint_sha256"] == result["job"]["checkpoint_sha256"]
         assert 0 <= result["main_metric"]["value"] <= 1
         assert prov["precision"] == "fp32" and prov["device"] == "cpu"
+        hyper, counts = result["hyperparameters"], result["counts"]
         if result["job"]["protocol"] == "linear":
-            assert "C" in result["hyperparameters"]
-        else:
-            assert result["hyperparameters"]["steps"] > 0 and result["hyperparameters"]["selection"] == "val"
+            assert "C" in hyper and counts["train_cases_seen"] == counts["train_cases"]
+        else:  # the demo's fixed step budget presents every case, or as many as its steps hold
+            assert hyper["steps"] == 24 and hyper["selection"] == "val"
+            assert counts["train_cases_seen"] == min(counts["train_cases"], 24 * hyper["recipe"]["batch_size"])
 
 
 def test_smaller_budgets_use_fewer_training_cases(finished_run):
@@ -120,10 +123,40 @@ def test_leaderboard_rebuild_is_byte_identical(finished_run):
     workdir, _, _ = finished_run
     site = workdir / "site"
     run_cli("leaderboard", "build", "--workdir", str(workdir))
-    first = {p.name: p.read_bytes() for p in site.iterdir()}
+    first = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()}
     run_cli("leaderboard", "build", "--workdir", str(workdir))
-    assert {p.name: p.read_bytes() for p in site.iterdir()} == first
-    assert set(first) == {"index.html", "leaderboard.csv", "leaderboard.json"}
+    assert {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()} == first
+    assert {"index.html", "analysis.html", "leaderboard.csv", "leaderboard.json", "app.js", "style.css",
+            f"tasks/{TASK}.v1.html", "checkpoints/random.html"} <= {str(p) for p in first}
+    assert b"data:image/svg+xml;base64," in first[Path(f"tasks/{TASK}.v1.html")]  # the data-scale curve
+
+
+def test_an_imported_csv_appears_beside_local_results_with_its_statistics(finished_run, tmp_path):
+    """A paper's published per-seed runs, imported: marked with their source, compared with scipy's numbers."""
+    workdir, _, _ = finished_run
+    published = tmp_path / "published.csv"
+    values = [0.91, 0.93, 0.95]
+    rows = ["checkpoint,task,task_version,protocol,scale,seed,metric,value,task_domain,checkpoint_domain,source"]
+    rows += [f"paper-radnet,{TASK},1,linear,1,{seed},accuracy,{v},ct,ct,Study Table 2"
+             for seed, v in zip((42, 1, 2), values)]
+    published.write_text("\n".join(rows) + "\n")
+    run_cli("results", "import", str(published), "--workdir", str(workdir))
+    site = run_cli("leaderboard", "build", "--workdir", str(workdir))
+    checkpoint_page = (Path(site.stdout.strip()).parent / "checkpoints" / "paper-radnet.html").read_text()
+    assert "imported" in checkpoint_page and "Study Table 2" in checkpoint_page
+    table = list(csv.DictReader(io.StringIO(run_cli("leaderboard", "export", "--workdir", str(workdir)).stdout)))
+    assert list(table[0]) == ["checkpoint", "task", "protocol", "scale", "metric", "n", "mean", "std", "ci_low",
+                              "ci_high", "baseline", "delta_pct", "p_welch"]
+    mine = next(r for r in table if r["checkpoint"] == "paper-radnet" and r["metric"] == "accuracy"
+                and r["baseline"] == "random")
+    baseline = [r["metrics"]["accuracy"] for r in results_of(workdir).values()
+                if r["job"]["protocol"] == "linear" and r["job"]["scale"] == 1.0]
+    from scipy import stats
+
+    assert int(mine["n"]) == 3 and abs(float(mine["mean"]) - 0.93) < 1e-6
+    assert abs(float(mine["delta_pct"]) - (0.93 / np.mean(baseline) - 1) * 100) < 1e-3
+    expected_p = stats.ttest_ind(values, baseline, equal_var=False).pvalue
+    assert (mine["p_welch"] == "" and not np.isfinite(expected_p)) or abs(float(mine["p_welch"]) - expected_p) < 1e-6
 
 
 def test_a_missing_data_folder_is_one_line_and_exit_code_2(tmp_path):

@@ -25,17 +25,18 @@ def test_summary_statistics_are_across_seeds(tmp_path):
     store = store_with_results(tmp_path / "results")
     build_site(store, tmp_path / "site")
     row = next(csv.DictReader(open(tmp_path / "site" / "leaderboard.csv")))
-    assert row["n_seeds"] == "3"
+    assert row["n"] == "3"
     assert float(row["mean"]) == 0.8 and abs(float(row["std"]) - 0.1) < 1e-9
     half = 4.30265 * 0.1 / np.sqrt(3)  # t(0.975, 2 dof)
-    assert abs(float(row["ci95_low"]) - (0.8 - half)) < 1e-4
+    assert abs(float(row["ci_low"]) - (0.8 - half)) < 1e-4
 
 
 def test_user_strings_are_escaped(tmp_path):
     store = store_with_results(tmp_path / "results", method='<script>alert("x")</script>')
     index, _ = build_site(store, tmp_path / "site")
-    html = index.read_text()
-    assert "<script>" not in html and "&lt;script&gt;" in html
+    pages = [index, *index.parent.glob("checkpoints/*.html")]
+    html = "".join(p.read_text() for p in pages)
+    assert '<script>alert' not in html and "&lt;script&gt;alert" in html
 
 
 def test_a_malformed_result_is_named_and_the_rest_still_builds(tmp_path):

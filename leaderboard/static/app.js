@@ -1,0 +1,45 @@
+// Client-side sort and filter for the ctbench leaderboard: plain JavaScript, no network.
+"use strict";
+
+function sortKey(cell) {
+  const raw = cell.dataset.sort !== undefined ? cell.dataset.sort : cell.textContent.trim();
+  const number = parseFloat(raw);
+  return Number.isNaN(number) ? raw.toLowerCase() : number;
+}
+
+function compareKeys(a, b) {
+  const aEmpty = a === "" || a === "–", bEmpty = b === "" || b === "–";
+  if (aEmpty || bEmpty) return aEmpty - bEmpty;  // empty cells last, whatever the direction
+  if (typeof a === typeof b) return a < b ? -1 : a > b ? 1 : 0;
+  return typeof a === "number" ? -1 : 1;
+}
+
+function sortTable(table, column, header) {
+  const body = table.tBodies[0];
+  const ascending = header.getAttribute("aria-sort") !== "ascending";
+  table.querySelectorAll("th").forEach(th => th.removeAttribute("aria-sort"));
+  header.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+  const rows = Array.from(body.rows);
+  rows.sort((r, s) => {
+    const order = compareKeys(sortKey(r.cells[column]), sortKey(s.cells[column]));
+    return ascending ? order : -order;
+  });
+  rows.forEach(row => body.appendChild(row));
+}
+
+function filterDomain(domain) {
+  document.querySelectorAll("[data-domain]").forEach(element => {
+    element.hidden = domain !== "all" && element.dataset.domain !== domain;
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("table.sortable").forEach(table => {
+    Array.from(table.tHead.rows[table.tHead.rows.length - 1].cells).forEach((header, column) => {
+      header.addEventListener("click", () => sortTable(table, column, header));
+      header.title = "sort";
+    });
+  });
+  const select = document.getElementById("domain-filter");
+  if (select) select.addEventListener("change", () => filterDomain(select.value));
+});
