@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import sys
 
 from ..checkpoints import is_available
 from ..errors import EXIT_BAD_CHECKPOINT, EXIT_BAD_INPUT, DataError
@@ -22,10 +24,14 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def _show(entry) -> int:
+    """The spec, and the plugin module's docstring: where to get the data, its licence, its quirks."""
     spec = entry.obj.spec
     print(f"{spec.name} (version {spec.version}), from {entry.source}")
     if spec.description:
         print(spec.description)
+    module_doc = inspect.getdoc(sys.modules.get(type(entry.obj).__module__))
+    if module_doc:
+        print(f"\n{module_doc}\n")
     print(f"expected layout: {spec.data_layout or '(not documented by the plugin)'}")
     print(f"use: ctbench run --tasks {spec.name}" + ("" if spec.embedded else f" --data {spec.name}=DIR"))
     print(json.dumps(spec.model_dump(mode="json"), indent=2))
