@@ -147,6 +147,17 @@ def _add_results(sub) -> None:
                                     "and the relative difference and Welch p against each baseline")
     _add_workdir(board_export)
     board_export.add_argument("--format", choices=["csv", "json"], default="csv")
+    compare = board.add_parser("compare", help="paired bootstrap over test patients: the CI of A's metric minus "
+                               "B's, from the saved predictions of the seeds both have")
+    compare.add_argument("a")
+    compare.add_argument("b")
+    compare.add_argument("--task", required=True)
+    compare.add_argument("--task-version", default="1")
+    compare.add_argument("--protocol", default="linear")
+    compare.add_argument("--scale", type=float, default=1.0)
+    compare.add_argument("--metric", help="default: the task's main metric")
+    compare.add_argument("--resamples", type=int, default=1000)
+    _add_workdir(compare)
 
 
 def _add_splits(sub) -> None:

@@ -27,6 +27,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     workdir = Workdir.resolve(args.workdir)
     if args.action == "export":
         return export_leaderboard(workdir, args.format)
+    if args.action == "compare":
+        return compare_checkpoints(workdir, args)
     print(build_site(workdir, args.out))
     return 0
 
@@ -87,3 +89,16 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     if report.changed:
         print(build_site(workdir))
     return 1 if report.problems else 0
+
+
+def compare_checkpoints(workdir: Workdir, args: argparse.Namespace) -> int:
+    """One JSON object: the seed-averaged difference and its patient-bootstrap CI."""
+    import json
+
+    from leaderboard.stats import bootstrap_checkpoints
+
+    result = bootstrap_checkpoints(ResultStore(workdir.results), args.a, args.b, args.task, args.task_version,
+                                   args.protocol, args.scale, metric=args.metric, n_resamples=args.resamples)
+    print(json.dumps({"a": args.a, "b": args.b, "task": args.task, "protocol": args.protocol, "scale": args.scale,
+                      **result.as_dict()}, indent=2))
+    return 0

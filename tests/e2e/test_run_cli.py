@@ -159,6 +159,15 @@ def test_an_imported_csv_appears_beside_local_results_with_its_statistics(finish
     assert (mine["p_welch"] == "" and not np.isfinite(expected_p)) or abs(float(mine["p_welch"]) - expected_p) < 1e-6
 
 
+def test_compare_bootstraps_the_difference_over_test_patients(finished_run):
+    workdir, _, _ = finished_run
+    out = run_cli("leaderboard", "compare", "random", "random", "--task", TASK, "--protocol", "finetune",
+                  "--resamples", "50", "--workdir", str(workdir)).stdout
+    result = json.loads(out)  # a checkpoint against itself: no difference, on every resample
+    assert result["difference"] == result["ci_low"] == result["ci_high"] == 0 and result["seeds"] == [1, 42]
+    assert result["n_patients"] > 0 and result["n_valid"] == 50
+
+
 def test_a_missing_data_folder_is_one_line_and_exit_code_2(tmp_path):
     proc = run_cli("run", "--workdir", str(tmp_path), "--tasks", TASK, "--data", f"{TASK}={tmp_path / 'nope'}",
                    check=False)
