@@ -159,10 +159,13 @@ class CheckpointModel:
         self.load_record: dict | None = None  # how the checkpoint file was mapped onto the model
 
     def fresh(self) -> torch.nn.Module:
+        """Building the timm model draws from torch's generator; forking it keeps a job's seeded
+        stream the same whether or not an earlier job already loaded the checkpoint."""
         if self._model is None:
             from .models import load_backbone
 
-            self._model = load_backbone(self.spec)
+            with torch.random.fork_rng(devices=[]):
+                self._model = load_backbone(self.spec)
             self.load_record = self._model.ctbench_load
         return copy.deepcopy(self._model)
 
