@@ -76,6 +76,8 @@ def _add_run(sub) -> None:
     run.add_argument("--checkpoints", type=_csv, help="comma-separated names (default: the profile's and submissions)")
     run.add_argument("--data", type=_name_path, action="append", default=[], metavar="TASK=DIR",
                      help="where a task's dataset lives (repeatable)")
+    run.add_argument("--analysis-task", help="after the jobs, run `ctbench analyze` on this task with the run's "
+                     "checkpoints (default: phantom-body-region when the run includes it; 'none' to skip)")
 
 
 def _add_submit(sub) -> None:
@@ -174,6 +176,26 @@ def _add_splits(sub) -> None:
     _add_workdir(verify)
 
 
+def _add_analyze(sub) -> None:
+    analyze = sub.add_parser("analyze", help="feature reuse, checkpoint similarity, filter uniqueness and "
+                             "who-knew-what on one task (SVGs and JSON under WORKDIR/analysis/TASK)")
+    _add_workdir(analyze)
+    _add_include(analyze)
+    analyze.add_argument("--task", help="a classification or multilabel task (default: phantom-body-region)")
+    analyze.add_argument("--checkpoints", type=_csv, help="comma-separated names (default: those with results "
+                         "for the task, else the profile's references)")
+    analyze.add_argument("--profile", choices=["demo", "paper"], default="demo")
+    analyze.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    analyze.add_argument("--protocol", choices=["finetune", "linear", "knn"], default="finetune",
+                         help="whose stored predictions who-knew-what compares (default: finetune)")
+    analyze.add_argument("--scale", type=float, default=1.0, help="data scale of the reuse finetune and of the "
+                         "compared job (default 1)")
+    analyze.add_argument("--seed", type=int, default=42, help="seed of the reuse finetune and of the compared job")
+    analyze.add_argument("--max-cases", type=int, default=512, help="test slices compared, evenly spaced")
+    analyze.add_argument("--weights", type=_name_path, action="append", default=[], metavar="NAME=FILE")
+    analyze.add_argument("--data", type=_name_path, action="append", default=[], metavar="TASK=DIR")
+
+
 def _add_pretrain(sub) -> None:
     pretrain = sub.add_parser("pretrain", help="self-supervised pretraining on a folder of DICOM slices or images")
     pretrain.add_argument("--corpus", required=True, type=Path)
@@ -194,18 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ctbench {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_submit, _add_data, _add_catalog, _add_results, _add_splits, _add_pretrain):
+    for add in (_add_run, _add_submit, _add_data, _add_catalog, _add_results, _add_splits, _add_analyze,
+                _add_pretrain):
         add(sub)
     return parser
 
 
 def _command(name: str):
     """Commands import lazily: `ctbench tasks list` should not pay for torch and MONAI."""
-    from .commands import catalog, data, evaluate, pretrain, results, splits
+    from .commands import analyze, catalog, data, evaluate, pretrain, results, splits
 
     return {"run": evaluate.cmd_run, "submit": evaluate.cmd_submit, "data": data.cmd_data,
             "results": results.cmd_results, "leaderboard": results.cmd_leaderboard,
-            "rescore": results.cmd_rescore, "splits": splits.cmd_splits, "tasks": catalog.cmd_tasks,
+            "rescore": results.cmd_rescore, "splits": splits.cmd_splits, "analyze": analyze.cmd_analyze, "tasks": catalog.cmd_tasks,
             "checkpoints": catalog.cmd_checkpoints, "pretrain": pretrain.cmd_pretrain}[name]
 
 

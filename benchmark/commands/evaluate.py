@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import runner
 from ..checkpoints import is_available
-from ..errors import ConfigError
+from ..errors import ConfigError, CTBenchError
 from ..hashing import file_sha256
 from ..plugins import checkpoint_registry, task_registry
 from ..profiles import PROFILES
@@ -32,14 +32,41 @@ def default_checkpoints(workdir: Workdir, profile: str, weights: dict[str, Path]
     return [e.name for e in wanted if e.name not in missing]
 
 
-def evaluate(spec: RunSpec, workdir: Workdir) -> int:
+DEFAULT_ANALYSIS_TASK = "phantom-body-region"
+
+
+def evaluate(spec: RunSpec, workdir: Workdir, analysis_task: str | None = None) -> int:
     summary = runner.run(spec, workdir, log=info)
     for job_id, error in summary.failed.items():
         info(f"failed: {job_id}: {error}")
+    if analysis_task in spec.tasks:
+        _analysis(spec, workdir, analysis_task, summary)
     index = build_site(workdir)
     runner.require_success(summary)
     print(index)
     return 0
+
+
+def _analysis(spec: RunSpec, workdir: Workdir, task: str, summary: runner.RunSummary) -> None:
+    """The feature-space analysis for the site, skipped when one of the same checkpoints is on disk.
+
+    It is a report, not a job: a failure is a warning and the leaderboard is still built.
+    """
+    import json
+
+    from ..analysis import analysis_folder, analyze
+
+    wanted = sorted({(j.checkpoint, j.checkpoint_sha256) for j in summary.jobs if j.task == task})
+    existing = analysis_folder(workdir, task) / "analysis.json"
+    if existing.is_file():
+        payload = json.loads(existing.read_text())
+        done = sorted((c["name"], c["sha256"]) for c in payload.get("checkpoints", []))
+        if done == wanted and payload.get("profile") == spec.profile:
+            return
+    try:
+        analyze(workdir, [name for name, _ in wanted], task, spec, log=info)
+    except CTBenchError as exc:
+        info(f"warning: the analysis of {task} was not made: {exc}")
 
 
 def _run_spec(args: argparse.Namespace, checkpoints: list[str], data_roots: dict[str, Path]) -> RunSpec:
@@ -55,7 +82,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     workdir = Workdir.resolve(args.workdir)
     weights = dict(args.weights)
     checkpoints = args.checkpoints or default_checkpoints(workdir, args.profile, weights, args.allow_download)
-    return evaluate(_run_spec(args, checkpoints, dict(args.data)), workdir)
+    analysis_task = args.analysis_task or DEFAULT_ANALYSIS_TASK
+    return evaluate(_run_spec(args, checkpoints, dict(args.data)), workdir,
+                    None if analysis_task == "none" else analysis_task)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -26,7 +26,12 @@ def test_default_run_covers_every_checkpoint_and_embedded_task_then_resumes(tmp_
     for task, _ in pairs:
         assert f'data-task="{task}"' in html
     for checkpoint in demo:
-        assert f"<tr><td>{checkpoint}</td>" in html
+        assert f'<a href="checkpoints/{checkpoint}.html">{checkpoint}</a>' in html
+    assert "Domain transfer" in html and 'id="overview"' in html
+    site = index.parent
+    assert b"data:image/svg+xml;base64," in (site / "tasks" / "phantom-body-region.v1.html").read_bytes()
+    analysis = (site / "analysis.html").read_text()
+    assert "phantom-body-region" in analysis and analysis.count("data:image/svg+xml;base64,") >= 4
     results = [json.loads(p.read_text()) for p in (tmp_path / "from-env" / "results").rglob("*.json")]
     n_results = len(results)
     assert n_results == len(pairs) * len(demo) * 3 * 3  # 3 default scales, the demo's 3 seeds
