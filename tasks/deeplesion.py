@@ -30,6 +30,7 @@ from typing import Iterator
 import numpy as np
 
 from benchmark.errors import DataError
+from benchmark.readers.table import read_index
 from benchmark.recipes import study_recipe
 from benchmark.specs import Preprocessing, TaskSpec, Window
 from benchmark.task import Case, Task
@@ -131,15 +132,7 @@ def _key_slices(root: Path) -> dict[str, list[KeySlice]]:
 @lru_cache(maxsize=4)
 def _parse_index(index: Path, mtime_ns: int, size: int) -> dict[str, list[KeySlice]]:
     """Labelled key slices by series folder; cached, as every unit needs the 32k-row table."""
-    import pandas as pd
-
-    try:
-        table = pd.read_csv(index, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataError(f"not a readable CSV ({type(exc).__name__}: {exc})", index) from None
-    missing = [c for c in COLUMNS if c not in table.columns]
-    if missing:
-        raise DataError(f"lacks column(s) {', '.join(missing)}", index)
+    table = read_index(index, COLUMNS)
     by_file: dict[str, list[tuple[int, dict]]] = {}
     for row_number, row in enumerate(table.to_dict("records"), start=2):  # line 1 is the header
         by_file.setdefault(row["File_name"], []).append((row_number, row))

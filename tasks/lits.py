@@ -14,9 +14,8 @@ re-compressed copies (``.nii.gz``) are read too. Labels 0 background, 1 liver, 2
 
 Both tasks take the liver-containing axial slices (axis 2 of the NIfTI array), as 2-D LiTS
 pipelines do, and group them by volume (one volume per patient). The embedded
-``phantom-*`` liver tasks read the same layout; these are their real-data versions. The
-2.5-D input (``Preprocessing.neighbours``) needs the whole volume, which ``liver_slices``
-does not hand out, hence :func:`foreground_slices` here; the MSD and KiTS adapters share it.
+``phantom-*`` liver tasks are these tasks on the phantom's data. :func:`foreground_slices`
+(with the 2.5-D input of ``Preprocessing.neighbours``) is shared with the MSD and KiTS adapters.
 """
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ from typing import Iterator
 import numpy as np
 
 from benchmark.errors import ConfigError, DataError
+from benchmark.readers.table import read_index
 from benchmark.readers.volume import axial_image
 from benchmark.recipes import study_recipe
 from benchmark.specs import Preprocessing, TaskSpec, Window
@@ -205,15 +206,7 @@ def _candidates(root: Path) -> dict[str, list[Candidate]]:
 @lru_cache(maxsize=2)
 def _parse_candidates(path: Path, mtime_ns: int, size: int) -> dict[str, list[Candidate]]:
     """Candidates by seriesuid; cached, as every scan needs the 750k-row table."""
-    import pandas as pd
-
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataError(f"not a readable CSV ({type(exc).__name__}: {exc})", path) from None
-    missing = [c for c in COLUMNS if c not in table.columns]
-    if missing:
-        raise DataError(f"lacks column(s) {', '.join(missing)}", path)
+    table = read_index(path, COLUMNS)
     try:
         world = table[["coordX", "coordY", "coordZ"]].astype(float).to_numpy()
     except ValueError as exc:

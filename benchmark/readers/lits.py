@@ -5,27 +5,12 @@ embedded liver tasks and the real dataset share this reader.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
-
-import numpy as np
 
 from ..errors import DataError
-from .nifti import read_labelled_pair
 
 LITS_LABELS = {0, 1, 2}
 _VOLUME = re.compile(r"^volume-(\d+)\.nii(\.gz)?$")
-
-
-@dataclass(frozen=True)
-class AxialSlice:
-    patient_id: str
-    index: int
-    image: np.ndarray  # (rows, cols) HU
-    mask: np.ndarray  # (rows, cols) uint8 labels
-    source: Path
-    spacing: tuple[float, float]  # mm per row, per column
 
 
 def lits_volumes(root: Path) -> list[Path]:
@@ -48,12 +33,3 @@ def mask_of(volume: Path) -> Path:
 def lits_pairs(root: Path) -> list[tuple[str, Path, Path]]:
     """(patient id, volume, segmentation) sorted by case number; a volume without its mask is an error."""
     return [(path.name.split(".")[0], path, mask_of(path)) for path in lits_volumes(root)]
-
-
-def liver_slices(volume_path: Path) -> Iterator[AxialSlice]:
-    """One volume's axial slices that contain liver, as 2-D LiTS pipelines train on."""
-    volume, mask = read_labelled_pair(volume_path, mask_of(volume_path), LITS_LABELS)
-    patient = volume_path.name.split(".")[0]
-    for k in np.flatnonzero(mask.array.any(axis=(0, 1))):
-        yield AxialSlice(patient, int(k), volume.array[:, :, k].T, mask.array[:, :, k].T, volume_path,
-                         (volume.spacing[1], volume.spacing[0]))
