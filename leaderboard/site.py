@@ -207,18 +207,48 @@ def _budget_labels(results: list[dict]) -> dict[tuple, str]:
 
 
 def _analysis_sections(folder: Path | None) -> list[dict]:
-    """Each ``analysis/<task>/``: its tables (lists of records in analysis.json) and its SVG plots."""
+    """Each ``analysis/<task>/``: its SVG plots and its numbers as tables."""
     sections = []
     for task_dir in sorted(p for p in (folder.iterdir() if folder and folder.is_dir() else []) if p.is_dir()):
         payload = json.loads((task_dir / "analysis.json").read_text()) if (task_dir / "analysis.json").is_file() else {}
-        tables = [{"name": name, "columns": list(rows[0]), "rows": [[_cell(r.get(c)) for c in rows[0]] for r in rows]}
-                  for name, rows in sorted(payload.items())
-                  if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows)]
         plots = [{"name": svg.stem, "uri": "data:image/svg+xml;base64," + base64.b64encode(svg.read_bytes()).decode()}
                  for svg in sorted(task_dir.glob("*.svg"))]
-        sections.append({"task": task_dir.name, "tables": tables, "plots": plots,
+        sections.append({"task": task_dir.name, "tables": _analysis_tables(payload), "plots": plots,
                          "notes": {k: v for k, v in sorted(payload.items()) if isinstance(v, (str, int, float))}})
     return sections
+
+
+def _analysis_tables(payload: dict) -> list[dict]:
+    """Feature reuse and filter uniqueness per checkpoint x stage, pairwise CKA per stage, and the
+    who-knew-what patterns, as ``{name, columns, rows}``."""
+    tables = []
+    reuse = payload.get("reuse", {})
+    if reuse:
+        stages = sorted(next(iter(reuse.values()))["linear"])
+        tables.append(_table("feature reuse: CKA(pretrained, finetuned), linear / RBF", ["checkpoint", *stages],
+                             [[name, *(f"{fmt(r['linear'][s])} / {fmt(r['rbf'][s])}" for s in stages)]
+                              for name, r in sorted(reuse.items())]))
+    uniqueness = payload.get("uniqueness", {})
+    if uniqueness:
+        stages = sorted(next(iter(uniqueness.values())))
+        tables.append(_table("filter uniqueness (1 - CKA between filter groups)", ["checkpoint", *stages],
+                             [[name, *(fmt(u[s]) for s in stages)] for name, u in sorted(uniqueness.items())]))
+    pairwise = payload.get("pairwise", {})
+    for stage, matrix in sorted(pairwise.get("linear", {}).items()):
+        names = pairwise["checkpoints"]
+        tables.append(_table(f"linear CKA between checkpoints, {stage}", ["", *names],
+                             [[a, *(fmt(v) for v in row)] for a, row in zip(names, matrix)]))
+    patterns = payload.get("who_knew_what", {}).get("patterns", [])
+    if patterns:
+        tables.append(_table("who knew what: right (1) / wrong (0) per checkpoint, observed against independent errors",
+                             ["pattern", "right", "observed", "expected if independent"],
+                             [[p["pattern"], ", ".join(p["right"]) or "none", p["observed_count"],
+                               fmt(p["expected_count"], 1)] for p in patterns]))
+    return tables
+
+
+def _table(name: str, columns: list[str], rows: list[list]) -> dict:
+    return {"name": name, "columns": columns, "rows": [[_cell(v) for v in row] for row in rows]}
 
 
 def _cell(value) -> str:

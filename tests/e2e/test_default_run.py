@@ -32,6 +32,7 @@ def test_default_run_covers_every_checkpoint_and_embedded_task_then_resumes(tmp_
     assert b"data:image/svg+xml;base64," in (site / "tasks" / "phantom-body-region.v1.html").read_bytes()
     analysis = (site / "analysis.html").read_text()
     assert "phantom-body-region" in analysis and analysis.count("data:image/svg+xml;base64,") >= 4
+    assert "feature reuse: CKA(pretrained, finetuned)" in analysis and "who knew what" in analysis
     results = [json.loads(p.read_text()) for p in (tmp_path / "from-env" / "results").rglob("*.json")]
     n_results = len(results)
     assert n_results == len(pairs) * len(demo) * 3 * 3  # 3 default scales, the demo's 3 seeds
