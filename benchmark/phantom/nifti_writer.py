@@ -38,7 +38,9 @@ def _volume_arrays(slices: list[RenderedSlice]) -> tuple[np.ndarray, np.ndarray]
     return hu, seg
 
 
-def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+def save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    """A NIfTI-1 file as scanners' converters write it: mm units, qform and sform both set."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     image = nib.Nifti1Image(array, affine)
     image.header.set_data_dtype(array.dtype)
     image.header.set_xyzt_units("mm")
@@ -51,8 +53,8 @@ def write_lits_case(directory: Path, n: int, slices: list[RenderedSlice]) -> dic
     directory.mkdir(parents=True, exist_ok=True)
     hu, seg = _volume_arrays(slices)
     affine = _affine(slices)
-    _save(hu, affine, directory / f"volume-{n}.nii")
-    _save(seg, affine, directory / f"segmentation-{n}.nii")
+    save_nifti(hu, affine, directory / f"volume-{n}.nii")
+    save_nifti(seg, affine, directory / f"segmentation-{n}.nii")
     return {"volume": f"lits/volume-{n}.nii", "segmentation": f"lits/segmentation-{n}.nii",
             "shape": list(hu.shape), "liver_voxels": int((seg == 1).sum() + (seg == 2).sum()),
             "lesion_voxels": int((seg == 2).sum())}
