@@ -63,10 +63,6 @@ class Accelerator:
         x = x.pin_memory().to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
 
-    def describe(self) -> dict:
-        return {"device": str(self.device), "precision": self.precision, "channels_last": self.channels_last,
-                "compile": self.compile}
-
 
 def largest_batch(run: Callable[[int], T], start: int, accel: Accelerator, ceiling: int = 4096) -> T:
     """Run with the largest batch that fits: on CUDA start high and halve on out-of-memory.

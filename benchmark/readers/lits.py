@@ -29,7 +29,3 @@ def mask_of(volume: Path) -> Path:
         raise DataError(f"has no matching {mask.name}", volume)
     return mask
 
-
-def lits_pairs(root: Path) -> list[tuple[str, Path, Path]]:
-    """(patient id, volume, segmentation) sorted by case number; a volume without its mask is an error."""
-    return [(path.name.split(".")[0], path, mask_of(path)) for path in lits_volumes(root)]

@@ -8,7 +8,7 @@ import pytest
 from benchmark.errors import DataError
 from benchmark.natural import NaturalConfig, generate_natural
 from benchmark.natural.photos import TASK_CLASSES
-from benchmark.readers.lits import lits_pairs
+from benchmark.readers.lits import lits_volumes, mask_of
 from tasks.natural_photos import TASK as NATURAL
 from tasks.phantom_liver import LESION_PRESENT, SEGMENTATION
 from tasks.phantom_region import TASK as BODY_REGION
@@ -37,7 +37,7 @@ def test_a_volume_without_its_mask_is_named(tiny_phantom, tmp_path):
     shutil.copytree(tiny_phantom / "lits", tmp_path / "lits")
     next((tmp_path / "lits").glob("segmentation-*.nii")).unlink()
     with pytest.raises(DataError, match=r"volume-\d+\.nii.*has no matching segmentation"):
-        lits_pairs(tmp_path / "lits")
+        [mask_of(volume) for volume in lits_volumes(tmp_path / "lits")]
 
 
 def test_a_mask_with_foreign_labels_is_refused(tiny_phantom, tmp_path):
