@@ -84,3 +84,24 @@ def largest_batch(run: Callable[[int], T], start: int, accel: Accelerator, ceili
 
 def batches(n: int, batch_size: int) -> list[np.ndarray]:
     return [np.arange(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+
+
+@contextlib.contextmanager
+def cpu_threads(count: int | None):
+    """Pin torch's and the BLAS libraries' thread pools for a block of jobs, then restore them.
+
+    A CPU job's floating-point sums depend on how many threads split them, so a fixed count
+    makes its numbers independent of the machine's cores and of how many workers share them.
+    """
+    if count is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        with threadpool_limits(limits=count):
+            yield
+    finally:
+        torch.set_num_threads(before)

@@ -10,6 +10,7 @@ from typing import Mapping
 
 from .errors import CheckpointError
 from .hashing import file_sha256
+from .locks import exclusive
 from .specs import CheckpointSpec
 from .workdir import Workdir
 
@@ -31,7 +32,8 @@ def resolve(spec: CheckpointSpec, workdir: Workdir, weights: Mapping[str, Path] 
         make = materializer(spec.name, allow_download)
         if make is None:
             raise CheckpointError(f"checkpoint {spec.name} needs its weight file: pass --weights {spec.name}=FILE")
-        spec = make(spec, workdir, allow_download)
+        with exclusive(workdir.checkpoints / spec.name, f"making the {spec.name} baseline"):
+            spec = make(spec, workdir, allow_download)
     path = Path(spec.weights)
     if not path.is_file():
         raise CheckpointError("checkpoint file does not exist", path)

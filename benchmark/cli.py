@@ -41,6 +41,68 @@ def _name_path(value: str) -> tuple[str, Path]:
     return name, Path(folder)
 
 
+def _slurm_minutes(value: str) -> int:
+    """sbatch's --time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S; rounded up to whole minutes."""
+    days, _, clock = value.rpartition("-") if "-" in value else ("0", "", value)
+    try:
+        parts = [int(p) for p in clock.split(":")]
+        days_n = int(days)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a SLURM time such as 240, 4:00:00 or 1-12:00, got {value!r}") \
+            from None
+    if "-" in value:
+        hours, minutes, seconds = (parts + [0, 0])[:3]
+    else:
+        hours, minutes, seconds = {1: [0, parts[0], 0], 2: [0, *parts], 3: parts}.get(len(parts), [None] * 3)
+    if hours is None or min(days_n, hours, minutes, seconds) < 0:
+        raise argparse.ArgumentTypeError(f"expected a SLURM time such as 240, 4:00:00 or 1-12:00, got {value!r}")
+    total = days_n * 1440 + hours * 60 + minutes + (seconds > 0)
+    if total < 1:
+        raise argparse.ArgumentTypeError(f"a SLURM time limit must be at least a minute, got {value!r}")
+    return total
+
+
+def _key_value(value: str) -> tuple[str, str]:
+    key, sep, item = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
+    return key.strip().lstrip("-"), item
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
+def _add_execution(parser: argparse.ArgumentParser) -> None:
+    """Where the jobs run; none of this changes a job's numbers on CPU."""
+    group = parser.add_argument_group("execution")
+    group.add_argument("--executor", choices=["local", "submitit-local", "slurm"], default="local",
+                       help="local: this machine (default); slurm: a job array through submitit; submitit-local: "
+                       "the slurm code path in local subprocesses")
+    group.add_argument("--jobs", type=_positive, default=1, help="worker processes for local and submitit-local, "
+                       "each pinned to one GPU when there are several (default 1: in this process)")
+    group.add_argument("--threads", type=_positive, default=1, help="CPU threads per job (default 1, so a job's "
+                       "numbers do not depend on the core count or on --jobs; use --jobs for more cores)")
+    group.add_argument("--retry-failed", action="store_true", help="rerun only the jobs that failed before")
+    group.add_argument("--no-wait", action="store_true", help="slurm: return once the array is submitted")
+    group.add_argument("--slurm-partition")
+    group.add_argument("--slurm-time", type=_slurm_minutes, metavar="TIME",
+                       help="time limit per array task, in sbatch's formats (default 4:00:00)")
+    group.add_argument("--slurm-gpus-per-job", type=int, metavar="N", help="default 1")
+    group.add_argument("--slurm-cpus-per-job", type=_positive, metavar="N", help="default 8")
+    group.add_argument("--slurm-array-parallelism", type=_positive, metavar="N",
+                       help="array tasks running at once (default 32)")
+    group.add_argument("--slurm-account")
+    group.add_argument("--slurm-extra", type=_key_value, action="append", metavar="KEY=VALUE",
+                       help="any other sbatch option, e.g. mem=64G or qos=high (repeatable)")
+
+
 def _add_include(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-path", type=Path, action="append", default=[], metavar="DIR",
                         help="a folder of task plugin modules (*.py defining TASK or TASKS); repeatable")
@@ -78,6 +140,7 @@ def _add_run(sub) -> None:
                      help="where a task's dataset lives (repeatable)")
     run.add_argument("--analysis-task", help="after the jobs, run `ctbench analyze` on this task with the run's "
                      "checkpoints (default: phantom-body-region when the run includes it; 'none' to skip)")
+    _add_execution(run)
 
 
 def _add_submit(sub) -> None:
@@ -95,6 +158,14 @@ def _add_submit(sub) -> None:
     submit.add_argument("--std", type=_numbers(float))
     submit.add_argument("--task-data", type=_name_path, action="append", default=[], metavar="TASK=DIR")
     _add_grid(submit)
+    _add_execution(submit)
+
+
+def _add_status(sub) -> None:
+    status = sub.add_parser("status", help="done, running, pending and failed jobs of the last run's grid, per "
+                            "task and checkpoint, with each failure's error and log")
+    _add_workdir(status)
+    status.add_argument("--json", action="store_true")
 
 
 def _add_data(sub) -> None:
@@ -216,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ctbench {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_submit, _add_data, _add_catalog, _add_results, _add_splits, _add_analyze,
+    for add in (_add_run, _add_submit, _add_status, _add_data, _add_catalog, _add_results, _add_splits, _add_analyze,
                 _add_pretrain):
         add(sub)
     return parser
@@ -224,9 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command(name: str):
     """Commands import lazily: `ctbench tasks list` should not pay for torch and MONAI."""
-    from .commands import analyze, catalog, data, evaluate, pretrain, results, splits
+    from .commands import analyze, catalog, data, evaluate, pretrain, results, splits, status
 
-    return {"run": evaluate.cmd_run, "submit": evaluate.cmd_submit, "data": data.cmd_data,
+    return {"run": evaluate.cmd_run, "submit": evaluate.cmd_submit, "status": status.cmd_status, "data": data.cmd_data,
             "results": results.cmd_results, "leaderboard": results.cmd_leaderboard,
             "rescore": results.cmd_rescore, "splits": splits.cmd_splits, "analyze": analyze.cmd_analyze, "tasks": catalog.cmd_tasks,
             "checkpoints": catalog.cmd_checkpoints, "pretrain": pretrain.cmd_pretrain}[name]

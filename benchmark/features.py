@@ -7,6 +7,7 @@ left the split out of its key; a changed split then silently reused stale featur
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,10 @@ from .errors import DataError
 from .slices import SliceSet
 from .hashing import canonical_hash
 from .inputs import to_model_input
+from .locks import exclusive
 from .specs import CheckpointSpec, Preprocessing
+
+log = logging.getLogger(__name__)
 
 
 def feature_cache_key(checkpoint: CheckpointSpec, task: str, task_version: str, split_sha: str,
@@ -52,13 +56,21 @@ def _extract(model: nn.Module, slices: SliceSet, spec: CheckpointSpec, accel: Ac
 def cached_features(path: Path, slices: SliceSet, compute) -> tuple[np.ndarray, dict]:
     """Load (features, how the checkpoint was loaded) from ``path``, or compute and store them.
 
-    ``compute`` returns the same pair; case ids guard the row order of a cached file.
+    ``compute`` returns the same pair; case ids guard the row order of a cached file. The
+    cache key's lock makes concurrent workers compute it once: the others wait, then load.
     """
+    with exclusive(path, f"extracting features into {path.name}", log.info):
+        return _load_or_compute(path, slices, compute)
+
+
+def _load_or_compute(path: Path, slices: SliceSet, compute) -> tuple[np.ndarray, dict]:
     if path.exists():
+        log.info("features from the cache %s", path)
         cached = read_npz(path)
         if not np.array_equal(cached["case_ids"], slices.case_ids):
             raise DataError("feature cache rows do not match the task's cases; delete the file", path)
         return cached["features"], json.loads(str(cached["load_record"]))
+    log.info("extracting features of %d slices into %s", len(slices), path)
     features, load_record = compute()
     if not np.isfinite(features).all():
         raise DataError("backbone produced non-finite features", path)

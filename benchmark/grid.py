@@ -34,6 +34,10 @@ class Job:
     def as_dict(self) -> dict:
         return {"job_id": self.job_id, **asdict(self)}
 
+    @classmethod
+    def from_dict(cls, payload: dict) -> "Job":
+        return cls(**{k: v for k, v in payload.items() if k != "job_id"})
+
 
 def expand(checkpoints: Iterable[tuple[str, str]], tasks: Iterable[tuple[str, str, list[float]]],
            protocols: Iterable[tuple[str, str]], seeds: Iterable[int], profile: str) -> list[Job]:

@@ -35,6 +35,11 @@ def set_include_paths(folders: Iterable[Path]) -> None:
     task_registry.cache_clear()
 
 
+def given_include_paths() -> list[Path]:
+    """The ``--include-path`` folders alone; a worker process gets ``$CTBENCH_INCLUDE_PATH`` by inheritance."""
+    return list(_include_paths)
+
+
 def include_paths() -> list[Path]:
     from_env = [Path(p) for p in os.environ.get(INCLUDE_ENV, "").split(os.pathsep) if p]
     return [*_include_paths, *(p.expanduser().resolve() for p in from_env)]

@@ -22,6 +22,7 @@ class ProfileSettings:
     training_overrides: dict = field(default_factory=dict)
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)  # the U-Net decoder's widths, smp's default
     seeds: tuple[int, ...] = DEFAULT_SEEDS
+    jobs_per_chunk: int = 1  # training jobs per worker task: a paper finetune takes hours, a demo one seconds
 
     def preprocessing(self, task_default: Preprocessing) -> Preprocessing:
         return task_default.model_copy(update={"size": self.image_size})
@@ -33,6 +34,6 @@ class ProfileSettings:
 
 PROFILES = {
     "demo": ProfileSettings("demo", image_size=64, batch_size=64, training_overrides=DEMO_TRAINING,
-                            decoder_channels=(32, 16, 16, 8, 8), seeds=(42, 1, 2)),
+                            decoder_channels=(32, 16, 16, 8, 8), seeds=(42, 1, 2), jobs_per_chunk=64),
     "paper": ProfileSettings("paper", image_size=256, batch_size=128),
 }

@@ -1,28 +1,29 @@
-"""Run the grid: for each task, prepare its slices and split once; for each checkpoint,
-extract features once; then run every pending scale x seed job and store its result.
+"""Plan the grid, and run one job: its task's slices and split, its budget, its protocol, its result.
 
-Jobs whose result file exists are skipped before any data is touched, so a finished
-grid reruns in seconds and an interrupted one resumes.
+``run`` picks the jobs still to do and hands them to an executor (``benchmark.executors``),
+whose workers call ``JobRunner`` through the shared loop in ``benchmark.worker``. Jobs whose
+result file exists are skipped before any data is touched, so a finished grid reruns in
+seconds and an interrupted one resumes.
 """
 from __future__ import annotations
 
 import copy
+import logging
 import random
 import time
 from dataclasses import dataclass, field
-from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import checkpoints as checkpoint_files
 from . import provenance
 from .accel import Accelerator
 from .errors import ConfigError, CTBenchError, DataError, JobError
 from .grid import Job, expand
+from .jobstate import JobState, worker_id
 from .plugins import checkpoint_registry, task_registry
 from .profiles import PROFILES, ProfileSettings
 from .protocols import PROTOCOLS, JobContext, Protocol
@@ -33,9 +34,11 @@ from .task import Task, resolve_data_root
 from .workdir import Workdir
 
 if TYPE_CHECKING:
+    from .executors import ExecOptions
     from .slices import SliceSet
 
 Log = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,9 +53,12 @@ class TaskData:
 @dataclass
 class RunSummary:
     jobs: list[Job]
-    skipped: list[Job] = field(default_factory=list)
-    done: list[Job] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # job id -> one-line error
+    skipped: list[Job] = field(default_factory=list)  # done before this run
+    done: list[Job] = field(default_factory=list)  # finished during this run, here or by a worker
+    failed: dict[str, str] = field(default_factory=dict)  # job id -> one-line error, from this run
+    held_back: dict[str, str] = field(default_factory=dict)  # failed in an earlier run and not retried
+    not_run: list[Job] = field(default_factory=list)  # pending jobs no worker finished (one died)
+    submitted: list[str] = field(default_factory=list)  # cluster job ids of a run that did not wait
 
 
 def seed_everything(seed: int) -> None:
@@ -99,31 +105,39 @@ def plan(spec: RunSpec, workdir: Workdir) -> Plan:
     return Plan(sorted(jobs), checkpoints, not_applicable)
 
 
-def run(spec: RunSpec, workdir: Workdir, log: Log = print) -> RunSummary:
+def run(spec: RunSpec, workdir: Workdir, log: Log = print, options: "ExecOptions | None" = None) -> RunSummary:
+    """Plan the grid, pick the jobs still to do, and hand them to the executor."""
+    from .executors import ExecOptions, executor_for
+
+    options = options or ExecOptions()
     grid = plan(spec, workdir)
-    jobs, checkpoints = grid.jobs, grid.checkpoints
+    jobs = grid.jobs
     if grid.not_applicable:
         log("not evaluated, the protocol does not take the task's kind: "
             + ", ".join(f"{task} under {protocol}" for task, protocol in grid.not_applicable))
-    store = ResultStore(workdir.results)
-    summary = RunSummary(jobs=jobs)
-    summary.skipped = [j for j in jobs if store.is_done(j)]
-    pending = [j for j in jobs if not store.is_done(j)]
-    log(f"{len(jobs)} jobs in the grid: {len(summary.skipped)} already done, {len(pending)} to run")
+    store, state = ResultStore(workdir.results), JobState(workdir.jobs)
+    state.write_grid(jobs, spec.profile)
+    failures = state.failures()
+    summary = RunSummary(jobs=jobs, skipped=[j for j in jobs if store.is_done(j)])
+    open_jobs = [j for j in jobs if not store.is_done(j)]
+    retry = [j for j in open_jobs if j.job_id in failures]
+    pending = retry if options.retry_failed else [j for j in open_jobs if j.job_id not in failures]
+    if not options.retry_failed:
+        summary.held_back = {j.job_id: failures[j.job_id].get("error", "") for j in retry}
+    log(f"{len(jobs)} jobs in the grid: {len(summary.skipped)} already done, "
+        + (f"{len(retry)} failed before and retried now" if options.retry_failed
+           else f"{len(retry)} failed before (--retry-failed reruns them), {len(pending)} to run"))
     if not pending:
         return summary
-    accel = Accelerator.create(pick_device(spec.device), spec.precision, spec.compile)
-    profile = PROFILES[spec.profile]
-    progress = tqdm(total=len(pending), desc="jobs", unit="job")
-    for task_name, task_jobs in groupby(sorted(pending, key=lambda j: j.task), key=lambda j: j.task):
-        data = prepare_task(task_registry().get(task_name), spec, workdir, profile)
-        for ck_name, ck_jobs in groupby(sorted(task_jobs, key=lambda j: j.checkpoint), key=lambda j: j.checkpoint):
-            model = CheckpointModel(checkpoints[ck_name])
-            features = LazyFeatures(model, data, workdir, accel, profile)
-            for job in ck_jobs:
-                _run_one(job, spec, data, model, features, store, accel, profile, summary)
-                progress.update(1)
-    progress.close()
+    report = executor_for(options).run(pending, spec, workdir, grid.checkpoints, log)
+    if report.submitted:
+        summary.submitted = report.submitted
+        return summary
+    summary.failed = report.failed
+    summary.done = [j for j in pending if store.is_done(j)]
+    summary.not_run = [j for j in pending if not store.is_done(j) and j.job_id not in report.failed]
+    log(f"ran {len(report.ran)} job(s)" + (f", {len(report.by_others)} finished by another process"
+                                            if report.by_others else ""))
     return summary
 
 
@@ -184,6 +198,7 @@ class LazyFeatures:
         self.cache_key = feature_cache_key(model.spec, data.task.spec.name, data.task.spec.version,
                                            data.split.sha256, prep, accel.precision)
         self._path = workdir.features / f"{self.cache_key}.npz"
+        self.owner = (model.spec.name, data.task.spec.name)
         self._value: np.ndarray | None = None
 
     def __call__(self) -> np.ndarray:
@@ -201,31 +216,63 @@ class LazyFeatures:
         return features, self._model.load_record
 
 
-def _run_one(job: Job, spec: RunSpec, data: TaskData, model: CheckpointModel, features: LazyFeatures,
-             store: ResultStore, accel: Accelerator, profile: ProfileSettings, summary: RunSummary) -> None:
-    started = time.perf_counter()
-    try:
+class JobRunner:
+    """Runs single jobs in this process. It holds one task's data and one checkpoint x task's
+    features at a time, so a worker walking a sorted job list reads each once."""
+
+    def __init__(self, spec: RunSpec, workdir: Workdir, checkpoints: dict[str, CheckpointSpec]):
+        self.spec, self.workdir, self.checkpoints = spec, workdir, checkpoints
+        self.accel = Accelerator.create(pick_device(spec.device), spec.precision, spec.compile)
+        self.profile = PROFILES[spec.profile]
+        self.store = ResultStore(workdir.results)
+        self._data: TaskData | None = None
+        self._models: dict[str, CheckpointModel] = {}
+        self._features: LazyFeatures | None = None
+
+    def prepare(self, job: Job) -> TaskData:
+        """The job's task data; a CTBenchError here is bad input, not a failed job."""
+        if self._data is None or self._data.task.spec.name != job.task:
+            self._data, self._features = None, None
+            self._data = prepare_task(task_registry().get(job.task), self.spec, self.workdir, self.profile)
+        return self._data
+
+    def _model(self, name: str) -> CheckpointModel:
+        if name not in self._models:
+            self._models[name] = CheckpointModel(self.checkpoints[name])
+        return self._models[name]
+
+    def _features_for(self, model: CheckpointModel, data: TaskData) -> LazyFeatures:
+        if self._features is None or self._features.owner != (model.spec.name, data.task.spec.name):
+            self._features = LazyFeatures(model, data, self.workdir, self.accel, self.profile)
+        return self._features
+
+    def run(self, job: Job) -> Path:
+        """Evaluate one job and store its result; raises whatever the job raises."""
+        started = time.perf_counter()
+        data, model = self.prepare(job), self._model(job.checkpoint)
+        features = self._features_for(model, data)
         budget = _budget(job, data)
         ctx = JobContext(task=data.task.spec, checkpoint=model.spec, slices=data.slices,
                          train=indices_for(data.slices.patient_ids, budget.payload["train_patients"]),
                          val=indices_for(data.slices.patient_ids, budget.payload["val_patients"]),
-                         test=data.test, seed=job.seed, features=features, backbone=model.fresh, accel=accel,
-                         profile=profile)
+                         test=data.test, seed=job.seed, features=features, backbone=model.fresh, accel=self.accel,
+                         profile=self.profile)
+        log.info("%s: %d train, %d val, %d test cases (budget %s); device %s, %s, %d CPU thread(s)", job.protocol,
+                 len(ctx.train), len(ctx.val), len(ctx.test), budget.path, self.accel.device, self.accel.precision,
+                 torch.get_num_threads())
         seed_everything(job.seed)
         protocol: Protocol = PROTOCOLS.get(job.protocol)
         outcome = protocol.run(ctx)
-    except CTBenchError as exc:
-        summary.failed[job.job_id] = str(exc)
-        return
-    result = _result_payload(job, spec, data, model, budget, ctx, outcome, protocol, features, accel, profile,
-                             wall_time=time.perf_counter() - started)
-    store.write(job, result, {
-        "case_ids": data.slices.case_ids[ctx.test],
-        "patient_ids": data.slices.patient_ids[ctx.test],
-        "y_true": data.slices.labels[ctx.test],
-        **{name: _compact(array) for name, array in outcome.predictions.items()},
-    })
-    summary.done.append(job)
+        wall_time = time.perf_counter() - started
+        log.info("%s = %s in %.1f s", data.task.spec.main_metric, outcome.metrics[data.task.spec.main_metric], wall_time)
+        result = _result_payload(job, self.spec, data, model, budget, ctx, outcome, protocol, features, self.accel,
+                                 self.profile, wall_time=wall_time)
+        return self.store.write(job, result, {
+            "case_ids": data.slices.case_ids[ctx.test],
+            "patient_ids": data.slices.patient_ids[ctx.test],
+            "y_true": data.slices.labels[ctx.test],
+            **{name: _compact(array) for name, array in outcome.predictions.items()},
+        })
 
 
 def _compact(predictions: np.ndarray) -> np.ndarray:
@@ -276,11 +323,21 @@ def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointMo
             "split_sha256": data.split.sha256,
             "data_root": str(data.root),
             "wall_time_s": round(wall_time, 3),
+            "worker": worker_id(),
         },
     }
 
 
 def require_success(summary: RunSummary) -> None:
+    """One line for the user; ``ctbench status`` has each failure's traceback and log."""
     if summary.failed:
         first_id, first_error = next(iter(summary.failed.items()))
-        raise JobError(f"{len(summary.failed)} job(s) failed; first: {first_id}: {first_error}")
+        raise JobError(f"{len(summary.failed)} job(s) failed; first: {first_id}: {first_error} "
+                       "(`ctbench status` shows each error and log; --retry-failed reruns them)")
+    if summary.held_back:
+        first_id, first_error = next(iter(summary.held_back.items()))
+        raise JobError(f"{len(summary.held_back)} job(s) failed in an earlier run and were not retried; first: "
+                       f"{first_id}: {first_error} (rerun them with --retry-failed)")
+    if summary.not_run:
+        raise JobError(f"{len(summary.not_run)} job(s) did not finish (a worker ended early); "
+                       "run the same command again to resume")

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .errors import DataError
 from .hashing import canonical_hash
+from .locks import exclusive
 from .specs import Preprocessing
 from .task import Task
 from .transforms import mask_transform, slice_transform
@@ -52,11 +53,12 @@ OFFICIAL_SPLITS = ("train", "val", "test")
 def load_slices(task: Task, root: Path, prep: Preprocessing, cache_dir: Path, data_fingerprint: str) -> SliceSet:
     key = slice_cache_key(task, data_fingerprint, prep)
     folder = cache_dir / f"{task.spec.name}@{task.spec.version}" / key
-    if not (folder / "meta.json").is_file():
-        arrays = _build(task, root, prep)
-        _write_cache(folder, arrays, {"task": task.spec.name, "task_version": task.spec.version,
-                                      "data_fingerprint": data_fingerprint, "preprocessing": prep.model_dump(mode="json"),
-                                      "cases": len(arrays["case_ids"])})
+    with exclusive(folder, f"reading {task.spec.name} into the slice cache"):
+        if not (folder / "meta.json").is_file():
+            arrays = _build(task, root, prep)
+            _write_cache(folder, arrays, {"task": task.spec.name, "task_version": task.spec.version,
+                                          "data_fingerprint": data_fingerprint,
+                                          "preprocessing": prep.model_dump(mode="json"), "cases": len(arrays["case_ids"])})
     return read_cache(folder)
 
 

@@ -27,3 +27,4 @@ class Workdir:
     submissions = property(lambda self: self.root / "submissions")
     results = property(lambda self: self.root / "results")
     site = property(lambda self: self.root / "site")
+    jobs = property(lambda self: self.root / "jobs")  # claims, failures, logs and the last grid

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmark.locks import exclusive
 from benchmark.natural import NaturalConfig, find_photos, generate_natural, natural_key
 from benchmark.phantom import PhantomConfig, dataset_key, generate_dataset
 
@@ -18,13 +19,15 @@ NATURAL = NaturalConfig(seed=0)
 
 def phantom_dataset(data_dir: Path) -> Path:
     out = data_dir / f"phantom-{dataset_key(PHANTOM)[:16]}"
-    if not (out / "phantom.json").is_file():
-        generate_dataset(out, PHANTOM)
+    with exclusive(out, "writing the CT phantom"):
+        if not (out / "phantom.json").is_file():
+            generate_dataset(out, PHANTOM)
     return out
 
 
 def natural_dataset(data_dir: Path) -> Path:
     out = data_dir / f"natural-{natural_key(NATURAL, find_photos())[:16]}"
-    if not (out / "natural.json").is_file():
-        generate_natural(out, NATURAL)
+    with exclusive(out, "writing the natural-image corpus"):
+        if not (out / "natural.json").is_file():
+            generate_natural(out, NATURAL)
     return out

@@ -7,6 +7,8 @@ from pathlib import Path
 from .. import runner
 from ..checkpoints import is_available
 from ..errors import ConfigError, CTBenchError
+from ..executors import ExecOptions, SlurmOptions
+from ..locks import exclusive
 from ..hashing import file_sha256
 from ..plugins import checkpoint_registry, task_registry
 from ..profiles import PROFILES
@@ -35,11 +37,18 @@ def default_checkpoints(workdir: Workdir, profile: str, weights: dict[str, Path]
 DEFAULT_ANALYSIS_TASK = "phantom-body-region"
 
 
-def evaluate(spec: RunSpec, workdir: Workdir, analysis_task: str | None = None) -> int:
-    summary = runner.run(spec, workdir, log=info)
+def evaluate(spec: RunSpec, workdir: Workdir, options: ExecOptions, analysis_task: str | None = None) -> int:
+    summary = runner.run(spec, workdir, log=info, options=options)
+    if summary.submitted:
+        info(f"submitted; `ctbench status --workdir {workdir.root}` follows the jobs, and "
+             f"`ctbench leaderboard build --workdir {workdir.root}` builds the site once they are done")
+        return 0
     for job_id, error in summary.failed.items():
         info(f"failed: {job_id}: {error}")
-    if analysis_task in spec.tasks:
+    if analysis_task in spec.tasks and options.executor == "slurm":
+        info(f"the analysis of {analysis_task} trains models, so it is not run here on the submitting machine: "
+             f"run `ctbench analyze --task {analysis_task}` in a job")
+    elif analysis_task in spec.tasks:
         _analysis(spec, workdir, analysis_task, summary)
     index = build_site(workdir)
     runner.require_success(summary)
@@ -57,16 +66,18 @@ def _analysis(spec: RunSpec, workdir: Workdir, task: str, summary: runner.RunSum
     from ..analysis import analysis_folder, analyze
 
     wanted = sorted({(j.checkpoint, j.checkpoint_sha256) for j in summary.jobs if j.task == task})
-    existing = analysis_folder(workdir, task) / "analysis.json"
-    if existing.is_file():
-        payload = json.loads(existing.read_text())
-        done = sorted((c["name"], c["sha256"]) for c in payload.get("checkpoints", []))
-        if done == wanted and payload.get("profile") == spec.profile:
-            return
-    try:
-        analyze(workdir, [name for name, _ in wanted], task, spec, log=info)
-    except CTBenchError as exc:
-        info(f"warning: the analysis of {task} was not made: {exc}")
+    folder = analysis_folder(workdir, task)
+    with exclusive(folder, f"the analysis of {task}", info):  # a second run then finds it made
+        existing = folder / "analysis.json"
+        if existing.is_file():
+            payload = json.loads(existing.read_text())
+            done = sorted((c["name"], c["sha256"]) for c in payload.get("checkpoints", []))
+            if done == wanted and payload.get("profile") == spec.profile:
+                return
+        try:
+            analyze(workdir, [name for name, _ in wanted], task, spec, log=info)
+        except CTBenchError as exc:
+            info(f"warning: the analysis of {task} was not made: {exc}")
 
 
 def _run_spec(args: argparse.Namespace, checkpoints: list[str], data_roots: dict[str, Path]) -> RunSpec:
@@ -78,12 +89,32 @@ def _run_spec(args: argparse.Namespace, checkpoints: list[str], data_roots: dict
                    **{k: v for k, v in given.items() if v is not None})
 
 
+def exec_options(args: argparse.Namespace) -> ExecOptions:
+    """The execution flags, checked against the executor: a flag that would be ignored is an error."""
+    given = {field: getattr(args, "slurm_" + flag) for flag, field in _SLURM_FLAGS.items()
+             if getattr(args, "slurm_" + flag) is not None}
+    if args.executor != "slurm" and (given or args.no_wait):
+        wrong = [f"--slurm-{flag.replace('_', '-')}" for flag, field in _SLURM_FLAGS.items() if field in given]
+        raise ConfigError(f"{', '.join(wrong + ['--no-wait'] * args.no_wait)} only apply to --executor slurm")
+    if args.executor == "slurm" and args.jobs != 1:
+        raise ConfigError("--jobs is for local executors; on SLURM use --slurm-array-parallelism")
+    given["extra"] = dict(given.get("extra", []))
+    return ExecOptions(executor=args.executor, jobs=args.jobs, threads=args.threads, retry_failed=args.retry_failed,
+                       wait=not args.no_wait, slurm=SlurmOptions(**given), debug=args.debug)
+
+
+_SLURM_FLAGS = {"partition": "partition", "time": "time_min", "gpus_per_job": "gpus_per_job",
+                "cpus_per_job": "cpus_per_job", "array_parallelism": "array_parallelism", "account": "account",
+                "extra": "extra"}  # --slurm-<flag> -> SlurmOptions field
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     workdir = Workdir.resolve(args.workdir)
+    options = exec_options(args)
     weights = dict(args.weights)
     checkpoints = args.checkpoints or default_checkpoints(workdir, args.profile, weights, args.allow_download)
     analysis_task = args.analysis_task or DEFAULT_ANALYSIS_TASK
-    return evaluate(_run_spec(args, checkpoints, dict(args.data)), workdir,
+    return evaluate(_run_spec(args, checkpoints, dict(args.data)), workdir, options,
                     None if analysis_task == "none" else analysis_task)
 
 
@@ -91,6 +122,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from ..formats import load_checkpoint
 
     workdir = Workdir.resolve(args.workdir)
+    options = exec_options(args)
     path = args.file.expanduser().resolve()
     if not path.is_file():
         raise ConfigError("checkpoint file does not exist", path)
@@ -110,4 +142,4 @@ def cmd_submit(args: argparse.Namespace) -> int:
     is_new = record_submission(workdir.submissions, spec)
     info(f"{'submitted' if is_new else 'already submitted (same sha256): reusing finished jobs of'} "
          f"{spec.name} (format {spec.format}: {prepared.format_reason}; sha256 {sha[:12]})")
-    return evaluate(_run_spec(args, [spec.name], dict(args.task_data)), workdir)
+    return evaluate(_run_spec(args, [spec.name], dict(args.task_data)), workdir, options)

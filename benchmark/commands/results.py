@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..locks import exclusive
 from ..store import ResultStore
 from ..workdir import Workdir
 from . import info
@@ -16,8 +17,9 @@ def build_site(workdir: Workdir, out: Path | None = None) -> Path:
     from leaderboard.importer import imported_dir
     from leaderboard.site import build_site as render
 
-    index, warnings = render(ResultStore(workdir.results), out or workdir.site, imported_dir(workdir),
-                             workdir.root / "analysis")
+    out = out or workdir.site
+    with exclusive(out, "building the site", info):  # two runs finishing together build it in turn
+        index, warnings = render(ResultStore(workdir.results), out, imported_dir(workdir), workdir.root / "analysis")
     for warning in warnings:
         info(f"warning: {warning}")
     return index

@@ -8,6 +8,7 @@ non-blocking copies) in one place.
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,6 +23,7 @@ from ..specs import CheckpointSpec, TrainingRecipe
 from .augment import augment_batch, light_augmentation
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+logger = logging.getLogger(__name__)
 MAX_VALIDATIONS = 8  # model selection looks at most this many epochs, evenly spaced, and always the last
 
 
@@ -107,6 +109,8 @@ def fit(model: nn.Module, loss_fn: Callable, data: SliceBatches, train_rows: np.
             if np.isfinite(score) and (best_score is None or _better(score, best_score, higher_is_better)):
                 best_score, best_state, log.selected_epoch = score, copy.deepcopy(model.state_dict()), epoch
         log.history.append(record)
+        logger.info("epoch %d: %d steps, train loss %.4f%s", epoch, log.steps, record["train_loss"],
+                    f", validation {record['val']:.4f}" if "val" in record else "")
     if best_state is not None:
         model.load_state_dict(best_state)
     else:  # "last" was asked for, or no validation score was defined (e.g. AUC on one class)

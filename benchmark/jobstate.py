@@ -1,0 +1,108 @@
+"""What the grid's workers share besides results: who runs which job, which failed and why.
+
+``WORKDIR/jobs`` holds, per job id:
+- ``locks/<id>``: the claim. A worker runs a job only while holding its lock, so two workers
+  (two processes, two nodes, two ``ctbench run``) never run one job twice, and a killed
+  worker's claim vanishes with it;
+- ``running/<id>.json``: who holds the claim (host, pid, since), for ``ctbench status``;
+- ``failed/<id>.json``: the error, the traceback and the tail of the job's log;
+- ``logs/<id>.log``: every attempt's log, appended.
+``grid.json`` is the grid of the last ``ctbench run``, which ``status`` counts against.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from filelock import Timeout
+
+from .atomic import write_json
+from .grid import Job
+from .locks import is_held, lock_for
+
+LOG_TAIL_LINES = 40
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def worker_id() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+class JobState:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _path(self, kind: str, job_id: str, suffix: str = ".json") -> Path:
+        return self.root / kind / f"{job_id}{suffix}"
+
+    def log_path(self, job_id: str) -> Path:
+        return self._path("logs", job_id, ".log")
+
+    @contextmanager
+    def claim(self, job_id: str, wait: bool = False) -> Iterator[bool]:
+        """Yields whether this process now holds the job; with ``wait``, blocks until it does."""
+        lock = lock_for(self._path("locks", job_id, ""))
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+        except Timeout:
+            yield False
+            return
+        marker = self._path("running", job_id)
+        try:
+            write_json(marker, {**worker_id(), "since": _now()})
+            yield True
+        finally:
+            marker.unlink(missing_ok=True)
+            lock.release()
+
+    def running(self) -> dict[str, dict]:
+        """Markers whose claim is held; a marker left by a killed worker is not running."""
+        found = {}
+        for marker in sorted((self.root / "running").glob("*.json")):
+            job_id = marker.name[: -len(".json")]
+            if is_held(self._path("locks", job_id, "")):
+                found[job_id] = _read(marker)
+        return found
+
+    def record_failure(self, job: Job, error: str, trace: str) -> Path:
+        path = self._path("failed", job.job_id)
+        write_json(path, {"job": job.as_dict(), "error": error, "traceback": trace, "log": str(self.log_path(job.job_id)),
+                          "log_tail": self.log_tail(job.job_id), **worker_id(), "at": _now()})
+        return path
+
+    def clear_failure(self, job_id: str) -> None:
+        self._path("failed", job_id).unlink(missing_ok=True)
+
+    def failed_ids(self) -> set[str]:
+        return {p.name[: -len(".json")] for p in (self.root / "failed").glob("*.json")}
+
+    def failures(self) -> dict[str, dict]:
+        return {p.name[: -len(".json")]: _read(p) for p in sorted((self.root / "failed").glob("*.json"))}
+
+    def log_tail(self, job_id: str, lines: int = LOG_TAIL_LINES) -> list[str]:
+        path = self.log_path(job_id)
+        return path.read_text(errors="replace").splitlines()[-lines:] if path.is_file() else []
+
+    def write_grid(self, jobs: list[Job], profile: str) -> None:
+        write_json(self.root / "grid.json", {"profile": profile, "jobs": [j.as_dict() for j in jobs]})
+
+    def read_grid(self) -> list[dict] | None:
+        path = self.root / "grid.json"
+        return _read(path).get("jobs") if path.is_file() else None
+
+
+def _read(path: Path) -> dict:
+    """A state file another worker removed or is replacing reads as empty: state is advisory."""
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
