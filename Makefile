@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXAMPLE := examples/ctbench-example-plugin
+# Worker processes for `make demo`: one per core, at most 4 (each holds its own torch).
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: demo test bench install install-test example-plugin
 
@@ -17,7 +19,7 @@ install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
 demo: install
-	$(BIN)/ctbench run
+	$(BIN)/ctbench run --jobs $(JOBS)
 
 test: install-test
 	$(BIN)/python -m pytest
@@ -37,5 +39,10 @@ example-plugin: install
 	rm -rf .example-plugin-run
 	@echo "example plugin: discovered from its entry point and evaluated"
 
+# The performance suite (tests/perf, README-performance.md there): side-by-side timings, their
+# ratios as one table at the end, perf-report.json. It also times the embedded default's cold and
+# warm `ctbench run` (~12 min more on 2 cores); `make bench CTBENCH_BENCH_EMBEDDED=0` leaves it out.
+CTBENCH_BENCH_EMBEDDED ?= 1
 bench: install-test
-	$(BIN)/python -m pytest tests/perf --benchmark-enable --benchmark-json=bench.json
+	CTBENCH_BENCH_EMBEDDED=$(CTBENCH_BENCH_EMBEDDED) $(BIN)/python -m pytest tests/perf --benchmark-enable \
+	    --benchmark-json=bench.json

@@ -117,16 +117,7 @@ def run(spec: RunSpec, workdir: Workdir, log: Log = print, options: "ExecOptions
             + ", ".join(f"{task} under {protocol}" for task, protocol in grid.not_applicable))
     store, state = ResultStore(workdir.results), JobState(workdir.jobs)
     state.write_grid(jobs, spec.profile)
-    failures = state.failures()
-    summary = RunSummary(jobs=jobs, skipped=[j for j in jobs if store.is_done(j)])
-    open_jobs = [j for j in jobs if not store.is_done(j)]
-    retry = [j for j in open_jobs if j.job_id in failures]
-    pending = retry if options.retry_failed else [j for j in open_jobs if j.job_id not in failures]
-    if not options.retry_failed:
-        summary.held_back = {j.job_id: failures[j.job_id].get("error", "") for j in retry}
-    log(f"{len(jobs)} jobs in the grid: {len(summary.skipped)} already done, "
-        + (f"{len(retry)} failed before and retried now" if options.retry_failed
-           else f"{len(retry)} failed before (--retry-failed reruns them), {len(pending)} to run"))
+    summary, pending = _select(jobs, store, state.failures(), options.retry_failed, log)
     if not pending:
         return summary
     report = executor_for(options).run(pending, spec, workdir, grid.checkpoints, log)
@@ -139,6 +130,22 @@ def run(spec: RunSpec, workdir: Workdir, log: Log = print, options: "ExecOptions
     log(f"ran {len(report.ran)} job(s)" + (f", {len(report.by_others)} finished by another process"
                                             if report.by_others else ""))
     return summary
+
+
+def _select(jobs: list[Job], store: ResultStore, failures: dict[str, dict], retry_failed: bool,
+            log: Log) -> tuple[RunSummary, list[Job]]:
+    """Jobs without a result, less those that failed before, which only ``--retry-failed`` reruns."""
+    summary = RunSummary(jobs=jobs, skipped=[j for j in jobs if store.is_done(j)])
+    open_jobs = [j for j in jobs if not store.is_done(j)]
+    retry = [j for j in open_jobs if j.job_id in failures]
+    pending = retry if retry_failed else [j for j in open_jobs if j.job_id not in failures]
+    if not retry_failed:
+        summary.held_back = {j.job_id: failures[j.job_id].get("error", "") for j in retry}
+    note = (f"{len(retry)} failed before, retried now" if retry_failed
+            else f"{len(retry)} failed before (--retry-failed reruns them), {len(pending)} to run" if retry
+            else f"{len(pending)} to run")
+    log(f"{len(jobs)} jobs in the grid: {len(summary.skipped)} already done, {note}")
+    return summary, pending
 
 
 def check_data_roots(spec: RunSpec) -> None:

@@ -79,17 +79,7 @@ def _claim_and_run(job: Job, runner: JobRunner, state: JobState, report: WorkerR
             report.by_others.append(job.job_id)
             return True
         runner.prepare(job)  # outside the failure capture: bad data stops the run, it is not a job's failure
-        with job_log(state.log_path(job.job_id), job):
-            try:
-                runner.run(job)
-            except Exception as exc:  # noqa: BLE001 - one job's bug or OOM must not stop the grid
-                if debug:
-                    raise
-                error = str(exc) if isinstance(exc, CTBenchError) else f"{type(exc).__name__}: {exc}"
-                log.error("failed: %s\n%s", error, traceback.format_exc())
-                failure = (error, traceback.format_exc())
-            else:
-                failure = None
+        failure = _attempt(job, runner, state.log_path(job.job_id), debug)
         if failure is None:
             state.clear_failure(job.job_id)
             report.ran.append(job.job_id)
@@ -97,6 +87,21 @@ def _claim_and_run(job: Job, runner: JobRunner, state: JobState, report: WorkerR
             state.record_failure(job, *failure)
             report.failed[job.job_id] = failure[0]
     return True
+
+
+def _attempt(job: Job, runner: JobRunner, log_path: Path, debug: bool) -> Optional[tuple[str, str]]:
+    """Run the job under its own log; its error and traceback if it raised."""
+    with job_log(log_path, job):
+        try:
+            runner.run(job)
+        except Exception as exc:  # noqa: BLE001 - one job's bug or OOM must not stop the grid
+            if debug:
+                raise
+            error = str(exc) if isinstance(exc, CTBenchError) else f"{type(exc).__name__}: {exc}"
+            trace = traceback.format_exc()
+            log.error("failed: %s\n%s", error, trace)
+            return error, trace
+    return None
 
 
 @contextmanager

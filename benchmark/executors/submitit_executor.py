@@ -8,8 +8,10 @@ that on a cluster).
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..grid import Job
 from ..plugins import given_include_paths
 from ..specs import CheckpointSpec, RunSpec
@@ -52,7 +54,11 @@ class SubmititExecutor:
             jobs = self._submit_array(folder, requests, log)
             if not self.options.wait:
                 return WorkerReport(submitted=[j.job_id for j in jobs])
-            wait_with_progress(pending, workdir, lambda: all(j.done() for j in jobs), desc="jobs (slurm)")
+            try:
+                wait_with_progress(pending, workdir, lambda: all(j.done() for j in jobs), desc="jobs (slurm)")
+            except KeyboardInterrupt:
+                log("the array keeps running on the cluster; `ctbench status` follows it")
+                raise
         else:
             jobs = self._run_local(folder, requests, pending, spec, workdir, log)
         return _reports(jobs, log)
@@ -60,6 +66,11 @@ class SubmititExecutor:
     def _submit_array(self, folder: Path, requests: list[ChunkRequest], log) -> list:
         import submitit
 
+        missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+        if missing:
+            raise ConfigError(f"--executor slurm needs SLURM's {' and '.join(missing)} on PATH, which this machine "
+                              "lacks; submit from a cluster login node, or try the same path here with "
+                              "--executor submitit-local")
         executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
         executor.update_parameters(**slurm_parameters(self.options.slurm))
         jobs = executor.map_array(run_chunk, requests)

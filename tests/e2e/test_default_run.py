@@ -10,8 +10,9 @@ from tests.cli_helpers import REPO, run_cli
 
 
 def test_default_run_covers_every_checkpoint_and_embedded_task_then_resumes(tmp_path):
+    """With two workers, as `make demo` runs it on two cores; the plain rerun then finds every job done."""
     env = {"CTBENCH_WORKDIR": str(tmp_path / "from-env")}
-    first = run_cli("run", env=env)
+    first = run_cli("run", "--jobs", "2", env=env)
     index = Path(first.stdout.strip().splitlines()[-1])
     assert index == tmp_path / "from-env" / "site" / "index.html"
     html = index.read_text()
