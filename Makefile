@@ -39,7 +39,7 @@ example-plugin: install
 	rm -rf .example-plugin-run
 	@echo "example plugin: discovered from its entry point and evaluated"
 
-# The performance suite (tests/perf, README-performance.md there): side-by-side timings, their
+# The performance suite (tests/perf; README "Performance"): side-by-side timings, their
 # ratios as one table at the end, perf-report.json. It also times the embedded default's cold and
 # warm `ctbench run` (~12 min more on 2 cores); `make bench CTBENCH_BENCH_EMBEDDED=0` leaves it out.
 CTBENCH_BENCH_EMBEDDED ?= 1
