@@ -8,8 +8,8 @@ from .. import runner
 from ..checkpoints import is_available
 from ..errors import ConfigError, CTBenchError
 from ..executors import ExecOptions, SlurmOptions
-from ..locks import exclusive
 from ..hashing import file_sha256
+from ..locks import exclusive
 from ..plugins import checkpoint_registry, task_registry
 from ..profiles import PROFILES
 from ..specs import CheckpointSpec, InputConvention, RunSpec

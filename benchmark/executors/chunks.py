@@ -3,9 +3,15 @@ from __future__ import annotations
 
 from itertools import groupby
 
+from typing import Optional
+
 from ..grid import Job
+from ..plugins import given_include_paths
 from ..profiles import PROFILES
 from ..protocols import PROTOCOLS
+from ..specs import RunSpec
+from ..workdir import Workdir
+from ..worker import ChunkRequest
 
 
 def chunks(jobs: list[Job]) -> list[list[Job]]:
@@ -21,3 +27,10 @@ def chunks(jobs: list[Job]) -> list[list[Job]]:
         size = len(group) if PROTOCOLS.get(protocol).uses_features else PROFILES[group[0].profile].jobs_per_chunk
         out += [group[i:i + size] for i in range(0, len(group), size)]
     return out
+
+
+def chunk_requests(pending: list[Job], spec: RunSpec, workdir: Workdir, threads: Optional[int]) -> list[ChunkRequest]:
+    """One picklable worker call per chunk, as the pool and submitit both send them."""
+    include = tuple(str(p) for p in given_include_paths())
+    return [ChunkRequest(spec.model_dump(mode="json"), str(workdir.root), tuple(j.job_id for j in chunk), include,
+                         threads) for chunk in chunks(pending)]

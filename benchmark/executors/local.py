@@ -11,12 +11,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..grid import Job
-from ..plugins import given_include_paths
 from ..specs import CheckpointSpec, RunSpec
 from ..workdir import Workdir
-from ..worker import ChunkRequest, WorkerReport, run_chunk, run_jobs
+from ..worker import WorkerReport, run_chunk, run_jobs
 from . import ExecOptions
-from .chunks import chunks
+from .chunks import chunk_requests
 from .progress import POLL_S
 
 
@@ -60,9 +59,7 @@ class WorkerPool:
         logs = workdir.jobs / "workers"
         logs.mkdir(parents=True, exist_ok=True)
         log(f"{self.options.jobs} worker processes; their output is in {logs}")
-        requests = [ChunkRequest(spec.model_dump(mode="json"), str(workdir.root), tuple(j.job_id for j in chunk),
-                                 tuple(str(p) for p in given_include_paths()), self.options.threads)
-                    for chunk in chunks(pending)]
+        requests = chunk_requests(pending, spec, workdir, self.options.threads)
         report = WorkerReport()
         with ProcessPoolExecutor(self.options.jobs, mp_context=context, initializer=_start_worker,
                                  initargs=(slots, str(logs))) as pool:

@@ -13,12 +13,11 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..grid import Job
-from ..plugins import given_include_paths
 from ..specs import CheckpointSpec, RunSpec
 from ..workdir import Workdir
 from ..worker import ChunkRequest, WorkerReport, run_chunk
 from . import ExecOptions, SlurmOptions
-from .chunks import chunks
+from .chunks import chunk_requests
 from .local import visible_gpus
 from .progress import wait_with_progress
 
@@ -47,9 +46,7 @@ class SubmititExecutor:
     def run(self, pending: list[Job], spec: RunSpec, workdir: Workdir, checkpoints: dict[str, CheckpointSpec],
             log) -> WorkerReport:
         folder = workdir.jobs / "submitit"
-        requests = [ChunkRequest(spec.model_dump(mode="json"), str(workdir.root), tuple(j.job_id for j in chunk),
-                                 tuple(str(p) for p in given_include_paths()), self.options.threads)
-                    for chunk in chunks(pending)]
+        requests = chunk_requests(pending, spec, workdir, self.options.threads)
         if self.cluster == "slurm":
             jobs = self._submit_array(folder, requests, log)
             if not self.options.wait:
