@@ -106,6 +106,17 @@ class PerfReport:
         a, b = self.median(group, baseline), self.median(group, ours)
         return a / b if a and b else None
 
+    def check_speedup(self, group: str, what: str) -> None:
+        """Record and assert a comparison's target; skips where its timings are missing."""
+        import pytest
+
+        target = TARGETS[group][0]
+        ratio = self.speedup(group)
+        if ratio is None:
+            pytest.skip("benchmarks are disabled (run with --benchmark-enable): no timings to compare")
+        self.checks[group] = {"speedup": ratio, "target": target, "met": ratio >= target}
+        assert ratio >= target, f"{what}: {ratio:.1f}x, target {target:g}x"
+
     def as_json(self) -> dict:
         comparisons = {}
         for group, (target, baseline, ours) in TARGETS.items():
