@@ -36,10 +36,14 @@ def slice_position(ds: pydicom.Dataset) -> float:
 
     File names and InstanceNumber are not reliably in anatomical order; position is.
     """
-    position = ds.get("ImagePositionPatient")
-    if position is not None and len(position) == 3:
-        return float(position[2])
-    return float(ds.get("InstanceNumber") or 0)
+    try:
+        position = ds.get("ImagePositionPatient")
+        if position is not None and len(position) == 3:
+            return float(position[2])
+        return float(ds.get("InstanceNumber") or 0)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"ImagePositionPatient or InstanceNumber is not a number ({exc})",
+                        getattr(ds, "filename", None)) from None
 
 
 def _inspect_dicom_file(path: Path) -> dict:

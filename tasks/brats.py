@@ -15,7 +15,8 @@ non-enhancing tumour core (NCR/NET), 2 peritumoral edema (ED), 4 GD-enhancing tu
 is no label 3 in 2020, so 4 becomes class 3 here. A mask that already holds a 3 (BraTS 2021
 renamed NCR/NET, or a file someone remapped) is refused rather than guessed at. Dice is reported
 over the challenge's regions: whole tumour WT = {1, 2, 4}, tumour core TC = {1, 4}, enhancing
-tumour ET = {4}, i.e. classes {1, 2, 3}, {1, 3}, {3}.
+tumour ET = {4}, i.e. classes {1, 2, 3}, {1, 3}, {3}. Every training case has a tumour, so an
+all-background mask is refused by name rather than letting its case drop out silently.
 
 Input: t1, t1ce and flair as the three channels (t2 is read and checked, but three channels is
 what an ImageNet-shaped network takes, and t1ce + flair carry the enhancing and edema contrast).
@@ -35,7 +36,7 @@ from typing import Iterator
 import numpy as np
 
 from benchmark.errors import DataError
-from benchmark.readers.nifti import Volume, read_volume
+from benchmark.readers.nifti import Volume, read_volume, require_foreground
 from benchmark.readers.volume import axial_image
 from benchmark.recipes import study_recipe
 from benchmark.specs import Preprocessing, TaskSpec, Window
@@ -78,6 +79,7 @@ class Brats2020Segmentation(Task):
         for other in [*list(volumes.values())[1:], seg]:
             _check_aligned(volumes["t1"], other)
         classes = to_classes(seg)
+        require_foreground(seg, self.spec.name)
         channels = [normalise(volumes[m]) for m in CHANNELS]
         spacing = (volumes["t1"].spacing[1], volumes["t1"].spacing[0])
         relative = unit.relative_to(root).as_posix()

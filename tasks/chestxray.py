@@ -116,7 +116,7 @@ def _load_index(root: Path, csv: Path, stamp: tuple) -> Index:
     missing = sorted(set(entries) - set(images))
     if missing:
         raise DataError(f"{len(missing)} image(s) listed in {csv.name} are not in the image folders, e.g. "
-                        f"{', '.join(missing[:5])}", root)
+                        f"{', '.join(missing[:5])}", csv)  # the file that names them is the one to fix
     return Index(csv, entries, splits, images)
 
 

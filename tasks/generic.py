@@ -124,6 +124,9 @@ class NiftiFolder(_Generic):
         if not mask_path.is_file():
             raise DataError(f"has no mask masks/{unit.name}", unit)
         image, mask = read_labelled_pair(unit, mask_path, set(range(len(self.spec.class_names))))
+        if not mask.array.any():  # it would add no slice: the case would vanish from the dataset unseen
+            raise DataError("mask holds no foreground, so its volume gives no slices; fix the mask or move "
+                            "the case out of the folder", mask_path)
         case = unit.name.split(".nii")[0]
         neighbours = self.spec.preprocessing.neighbours
         for k in np.flatnonzero(mask.array.any(axis=(0, 1))):

@@ -20,7 +20,8 @@ Quirks handled here:
   first KiTS19 release (March 2019) had affines that put the slice thickness on x.
 * KiTS19's ``case_00210`` … ``case_00299`` are the test set, whose labels were withheld:
   ``get_imaging.py`` downloads their imaging, so those folders hold no segmentation and
-  are left out. A training case without its mask is an error.
+  are left out. A training case without its mask is an error, and so is an all-background
+  mask (every training case shows a kidney): its case would otherwise drop out silently.
 
 ``dice_mean``, the main metric, averages the challenges' own ranking regions (KiTS19:
 kidney and tumor together, tumor; KiTS21's hierarchical evaluation classes: kidney and
@@ -79,7 +80,8 @@ class KitsTask(Task):
         case = unit.parent
         if not unit.is_file():
             raise DataError("is missing (the imaging comes from the challenge's get_imaging script)", unit)
-        image, mask = read_labelled_pair(unit, self._mask(case), set(range(len(self.edition.class_names))))
+        image, mask = read_labelled_pair(unit, self._mask(case), set(range(len(self.edition.class_names))),
+                                         foreground_of=self.spec.name)
         # (slices, rows, cols) -> the (X, Y, Z) = (cols, rows, slices) that axial slicing expects
         image_xyz, mask_xyz = image.array.transpose(2, 1, 0), mask.array.transpose(2, 1, 0)
         spacing = (image.spacing[1], image.spacing[2])

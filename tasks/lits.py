@@ -13,7 +13,8 @@ Layout, as unpacked: ``DIR/Training Batch 1/volume-0.nii … volume-27.nii`` bes
 re-compressed copies (``.nii.gz``) are read too. Labels 0 background, 1 liver, 2 tumour.
 
 Both tasks take the liver-containing axial slices (axis 2 of the NIfTI array), as 2-D LiTS
-pipelines do, and group them by volume (one volume per patient). The embedded
+pipelines do, and group them by volume (one volume per patient). Every LiTS volume shows liver,
+so an all-background mask is refused by name rather than letting its volume drop out. The embedded
 ``phantom-*`` liver tasks are these tasks on the phantom's data. :func:`foreground_slices`
 (with the 2.5-D input of ``Preprocessing.neighbours``) is shared with the MSD and KiTS adapters.
 """
@@ -61,7 +62,7 @@ class _LitsTask(Task):
         return lits_volumes(root)
 
     def read(self, root: Path, unit: Path) -> Iterator[Case]:
-        volume, mask = read_labelled_pair(unit, mask_of(unit), LITS_LABELS)
+        volume, mask = read_labelled_pair(unit, mask_of(unit), LITS_LABELS, foreground_of=self.spec.name)
         patient = unit.name.split(".")[0]  # volume-N: one volume per patient
         name = unit.relative_to(root).as_posix()
         spacing = (volume.spacing[1], volume.spacing[0])  # rows are Y, columns X

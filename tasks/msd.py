@@ -17,8 +17,10 @@ channel, and its ``labels`` in the order this adapter maps them, so a folder of 
 
 One case file is one patient (its file stem, e.g. ``liver_0``). Slices are axial (axis 2)
 and only those with foreground are kept, as 2-D pipelines do; for the tumour-only tasks
-(lung, colon) that is the slices showing the tumour. Task10's labels are stored as float32
-0.0/1.0, which the reader accepts as long as they are whole numbers.
+(lung, colon) that is the slices showing the tumour. Every training case has foreground,
+so an all-background label file is refused by name rather than dropping out silently.
+Task10's labels are stored as float32 0.0/1.0, which the reader accepts as long as they are
+whole numbers.
 """
 from __future__ import annotations
 
@@ -98,7 +100,8 @@ class MsdTask(Task):
         for path, what in ((unit, "image"), (label, "label")):
             if not path.is_file():
                 raise DataError(f"{what} listed in dataset.json is missing", path)
-        image, mask = read_labelled_pair(unit, label, set(range(len(self.decathlon.labels))))
+        image, mask = read_labelled_pair(unit, label, set(range(len(self.decathlon.labels))),
+                                         foreground_of=self.spec.name)
         patient = unit.name.split(".")[0]
         name = f"{unit.parent.name}/{unit.name}"  # imagesTr/liver_0.nii.gz, whichever DIR was given
         spacing = (image.spacing[1], image.spacing[0])  # rows are Y, columns X
