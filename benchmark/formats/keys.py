@@ -14,11 +14,19 @@ WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 PREFIXES = ("module.", "_orig_mod.")
 BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 SHOWN = 20
+KEY_CHARS = 120  # a key longer than this is cut in messages: a hostile file must not flood the one-line error
+FINITE_CHUNK = 1 << 22  # elements per isfinite() call: its temporaries stay ~20 MB for any tensor size
 
 
 def unwrap(obj: object) -> object:
-    """Follow the usual wrappers; the first present wins (EMA first: timm's train script saves the better weights there)."""
-    while isinstance(obj, Mapping):
+    """Follow the usual wrappers; the first present wins (EMA first: timm's train script saves the better weights there).
+
+    A pickle can make a wrapper refer back to a dict already visited (``d["model"] = d``); the walk
+    stops there instead of looping forever, and the caller then reports the dict's non-tensor values.
+    """
+    seen: set[int] = set()
+    while isinstance(obj, Mapping) and id(obj) not in seen:
+        seen.add(id(obj))
         wrapper = next((k for k in WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
         if wrapper is None:
             break
@@ -43,13 +51,35 @@ def tensor_dict(obj: object, path: Path, what: str = "a state dict of tensors") 
         raise CheckpointError(f"does not contain {what}", path)
     bad = [str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise CheckpointError(f"does not contain {what}: {shorten(bad)} are not tensors", path)
+        raise CheckpointError(f"does not contain {what}: {len(bad)} values are not tensors {shorten(bad)}", path)
+    odd = [str(k) for k, v in obj.items() if not is_plain(v)]
+    if odd:
+        raise CheckpointError(f"{len(odd)} tensors are not plain weights (sparse, quantized or without data) "
+                              f"{shorten(odd)}; re-save them as dense tensors", path)
+    return rename(obj, lambda key: strip_wrappers(str(key)), path, "once wrapper prefixes are removed")
+
+
+def is_plain(tensor: torch.Tensor) -> bool:
+    """A dense CPU tensor that holds its numbers: the only kind a state dict of weights needs.
+
+    Sparse, quantized and meta tensors load fine with weights_only, but finiteness checks and
+    load_state_dict then fail deep inside torch with a traceback instead of a message.
+    """
+    return (tensor.layout == torch.strided and tensor.device.type == "cpu" and not tensor.is_quantized
+            and not tensor.is_nested)
+
+
+def rename(state: Mapping, new_name, path: Path, how: str) -> dict[str, torch.Tensor]:
+    """``state`` with each key passed through ``new_name``; two keys that end up equal are an error, never a
+    silent overwrite (``model.conv1.weight`` and ``conv1.weight`` in one file: which one is the backbone?)."""
     out: dict[str, torch.Tensor] = {}
-    for key, value in obj.items():
-        name = strip_wrappers(str(key))
+    origin: dict[str, str] = {}
+    for key, value in state.items():
+        name = new_name(key)
         if name in out:
-            raise CheckpointError(f"key {name!r} appears twice once wrapper prefixes are removed", path)
-        out[name] = value
+            raise CheckpointError(f"keys {show_key(origin[name])} and {show_key(str(key))} both become "
+                                  f"{show_key(name)} {how}: the file holds two tensors for one weight", path)
+        out[name], origin[name] = value, str(key)
     return out
 
 
@@ -64,8 +94,15 @@ def split_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> tuple[dict[s
     return inside, rest
 
 
+def show_key(key: str) -> str:
+    """A key as one short printable token: escaped if it holds newlines or control characters, cut if huge."""
+    text = key if key.isprintable() else repr(key)
+    return text if len(text) <= KEY_CHARS else text[:KEY_CHARS] + "..."
+
+
 def shorten(keys: list[str], limit: int = SHOWN) -> str:
-    shown = ", ".join(keys[:limit])
+    """The first ``limit`` keys and how many more: a bounded, one-line list for any file."""
+    shown = ", ".join(show_key(str(k)) for k in keys[:limit])
     return f"[{shown}{f', ... {len(keys) - limit} more' if len(keys) > limit else ''}]"
 
 
@@ -126,7 +163,15 @@ def compare(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tens
 
 
 def non_finite(state: Mapping[str, torch.Tensor]) -> list[str]:
-    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    """Keys of floating-point tensors holding a NaN or an Inf."""
+    return [k for k, v in state.items() if v.is_floating_point() and not is_finite(v)]
+
+
+def is_finite(tensor: torch.Tensor) -> bool:
+    """``torch.isfinite(t).all()`` in chunks: on a whole tensor, isfinite allocates an ``abs()`` copy as large
+    as the tensor, which would double the memory of a memory-mapped multi-GB checkpoint."""
+    flat = tensor.reshape(-1)  # a view for contiguous tensors (the loaders' output); a copy only otherwise
+    return all(bool(torch.isfinite(flat[i:i + FINITE_CHUNK]).all()) for i in range(0, flat.numel(), FINITE_CHUNK))
 
 
 def parameter_count(state: Mapping[str, torch.Tensor]) -> int:
@@ -153,6 +198,7 @@ def infer_resnet(state: Mapping[str, torch.Tensor]) -> str | None:
         blocks.append(max(found) + 1)
     bottleneck = "layer1.0.conv3.weight" in state
     name = _RESNETS.get((bottleneck, tuple(blocks)))
-    if name == "resnet50" and "layer1.0.conv1.weight" in state and state["layer1.0.conv1.weight"].shape[0] == 128:
+    first = state.get("layer1.0.conv1.weight")
+    if name == "resnet50" and isinstance(first, torch.Tensor) and first.ndim > 0 and first.shape[0] == 128:
         return "wide_resnet50_2"
     return name

@@ -73,13 +73,20 @@ def prepare(path: Path | str, arch: str | None = None, fmt: str | None = None,
     arch, arch_source, conflict = _architecture(path, arch, extracted)
     file_chans = _first_conv_channels(extracted, arch)
     model = _build(extracted.family, arch, in_chans or file_chans or 3, path)
+    report, kept, input_conv = match(extracted, model)
+    return Prepared(path=path, format=fmt, format_reason=reason, arch=arch, arch_source=arch_source, model=model,
+                    state=kept, report=report, input_conv=input_conv, non_finite=non_finite(kept),
+                    method=extracted.method, notes=notes + extracted.notes, arch_conflict=conflict)
+
+
+def match(extracted: Extracted, model: nn.Module) -> tuple[KeyReport, dict[str, torch.Tensor], dict]:
+    """How an adapter's tensors fit ``model``: the key report, the tensors to load (the model's and the
+    format's head keys taken out), and the input-conv record. Raises nothing for keys that do not fit."""
     expected = model.state_dict()
     state, input_conv = _adapt_input_conv(extracted.state, model, expected)
     report, kept = compare(state, expected, _head_prefixes(model) + extracted.head_prefixes)
     report.dropped = dict(extracted.dropped)
-    return Prepared(path=path, format=fmt, format_reason=reason, arch=arch, arch_source=arch_source, model=model,
-                    state=kept, report=report, input_conv=input_conv, non_finite=non_finite(kept),
-                    method=extracted.method, notes=notes + extracted.notes, arch_conflict=conflict)
+    return report, kept, input_conv
 
 
 def load_checkpoint(path: Path | str, arch: str | None = None, fmt: str | None = None,

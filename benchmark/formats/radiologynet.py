@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .base import Extracted
-from .keys import tensor_dict, unwrap
+from .keys import rename, tensor_dict, unwrap
 
 NAMES = {"ResNet18": "resnet18", "ResNet34": "resnet34", "ResNet50": "resnet50"}
 
@@ -19,7 +19,7 @@ def extract(obj: object, path: Path) -> Extracted:
     top = obj if isinstance(obj, Mapping) else {}
     raw = top["model_state"] if isinstance(top.get("model_state"), Mapping) else unwrap(obj)
     state = tensor_dict(raw, path, "a model_state of tensors")
-    mapped = {(k[len("model."):] if k.startswith("model.") else k): v for k, v in state.items()}
+    mapped = rename(state, lambda k: k[len("model."):] if k.startswith("model.") else k, path, "once model. is removed")
     out = Extracted(mapped, method="supervised (RadiologyNET labels)")
     name = top.get("model_name")
     if isinstance(name, str) and name in NAMES:

@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import Extracted
-from .keys import tensor_dict, unwrap
+from .keys import rename, tensor_dict, unwrap
 
 
 def extract(obj: object, path: Path) -> Extracted:
     state = tensor_dict(unwrap(obj), path)
     if not any(k.startswith("encoder.") for k in state):
         return Extracted(state, notes=["study encoder (a): a torchvision ResNet state dict without fc"])
-    mapped = {(k[len("encoder."):] if k.startswith("encoder.") else k): v for k, v in state.items()}
+    mapped = rename(state, lambda k: k[len("encoder."):] if k.startswith("encoder.") else k, path,
+                    "once encoder. is removed")
     return Extracted(mapped, head_prefixes=("head",), notes=["study finetuned encoder (b): encoder.* + head.*"])
