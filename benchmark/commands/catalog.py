@@ -68,7 +68,18 @@ def _inspect(args: argparse.Namespace) -> int:
     report = inspect_checkpoint(args.file, arch=args.arch, fmt=args.format)
     if args.json:
         print(json.dumps(report, indent=2))
+    else:
+        _print_inspection(report)
+    if report.get("ok", True):
         return 0
+    keys = report["keys"]  # the report is on stdout; stderr gets the one-line verdict scripts look for
+    print(f"ctbench: error: {report['path']}: would be refused ({'non-finite weights, ' if not report['finite'] else ''}"
+          f"{len(keys['missing'])} missing, {len(keys['unexpected'])} unexpected, "
+          f"{len(keys.get('shape_mismatch', []))} mismatched-shape keys)", file=sys.stderr)
+    return EXIT_BAD_CHECKPOINT
+
+
+def _print_inspection(report: dict) -> None:
     keys = report["keys"]
     print(f"file:         {report['path']}")
     print(f"format:       {report['format']} ({report['format_reason']})")
@@ -85,4 +96,3 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"  not part of the backbone, left out: {part} ({count} keys)")
     for note in report.get("notes", []):
         print(f"note:         {note}")
-    return 0 if report.get("ok", True) else EXIT_BAD_CHECKPOINT

@@ -248,6 +248,16 @@ def test_cli_mismatch_submit_exits_3_with_one_line(foreign_keys, tmp_path, capsy
     assert not (tmp_path / "submissions").exists()
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_cli_inspect_of_a_refusable_file_exits_3_with_its_verdict_on_stderr(foreign_keys, non_finite, capsys,
+                                                                          as_json):
+    """The report goes to stdout (text or JSON); the one-line verdict to stderr, as every refusal."""
+    for path, phrase in ((foreign_keys, "missing"), (non_finite[1], "non-finite weights")):
+        code, err = ctbench(capsys, "checkpoints", "inspect", str(path), "--arch", "resnet18",
+                            *(["--json"] if as_json else []))
+        assert_one_line_refusal(code, err, path, "would be refused", phrase)
+
+
 # --- hostile pickles --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
