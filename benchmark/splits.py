@@ -206,36 +206,70 @@ def verify(splits_dir: Path, slices_dir: Path) -> VerifyReport:
     """Prove, for every split on disk, that no patient is in two sets and that the counts hold.
 
     Patient counts are checked against the lists; case counts against the cached slices of
-    the same dataset (matched by its fingerprint) wherever that cache exists.
+    the same dataset (matched by its fingerprint) wherever that cache exists. A manifest that
+    is not valid JSON or lacks a list is one problem naming it, never a traceback.
     """
     report = VerifyReport()
     for split_path in sorted(Path(splits_dir).glob("*/*/split.json")):
-        split = _load(split_path, report)
+        split = _load(split_path, report, SPLIT_FIELDS)
         if split is None:
             continue
         cases = _cases_per_patient(slices_dir, split.payload)
         report.counted += cases is not None
         report.problems += _split_problems(split, cases)
-        for budget_path in sorted(split_path.parent.glob("seed*/scale-*.json")):
-            budget = _load(budget_path, report)
-            if budget is not None:
-                report.counted += cases is not None
-                report.problems += _budget_problems(budget, split, cases)
-        report.problems += _nesting_problems(split_path.parent)
+        paths = sorted(split_path.parent.glob("seed*/scale-*.json"))
+        budgets = [_load(path, report, BUDGET_FIELDS) for path in paths]
+        for budget in filter(None, budgets):
+            report.counted += cases is not None
+            report.problems += _budget_problems(budget, split, cases)
+        report.problems += _nesting_problems([b for b in budgets if b is not None])
     return report
 
 
-def _load(path: Path, report: VerifyReport) -> Optional[Manifest]:
+# the fields the checks read, and what each must be; "patients" is a list of patient ids
+SPLIT_FIELDS = {"task": "string", "task_version": "string", "data_fingerprint": "string", "counts": "object",
+                "test_patients": "patients", "pool_strata": "strata"}
+BUDGET_FIELDS = {"split_sha256": "string", "scale": "number", "counts": "object", "train_patients": "patients",
+                 "val_patients": "patients"}
+FIELD_KINDS = {
+    "string": lambda v: isinstance(v, str),
+    "object": lambda v: isinstance(v, dict),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "patients": lambda v: isinstance(v, list) and all(isinstance(p, str) for p in v),
+    "strata": lambda v: isinstance(v, dict) and all(FIELD_KINDS["patients"](m) for m in v.values()),
+}
+
+
+def _load(path: Path, report: VerifyReport, fields: dict[str, str]) -> Optional[Manifest]:
+    """The manifest, if it is one; its checksum problems and shape problems go to ``report``."""
     report.manifests += 1
     sha = file_sha256(path)
     checksum = path.with_name(path.name + ".sha256")
-    if checksum.is_file() and checksum.read_text().split()[0] != sha:
+    if not checksum.is_file():
+        report.problems.append(f"{path}: has no {checksum.name}, so an edit cannot be ruled out")
+    elif (checksum.read_text().split() or [""])[0] != sha:
         report.problems.append(f"{path}: sha256 {sha[:12]} differs from {checksum.name}: the manifest was edited")
     try:
-        return Manifest(path, json.loads(path.read_text()), sha)
+        payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         report.problems.append(f"{path}: not a readable manifest ({exc})")
         return None
+    problem = _shape_problem(payload, fields)
+    if problem:
+        report.problems.append(f"{path}: not a valid manifest ({problem})")
+        return None
+    return Manifest(path, payload, sha)
+
+
+def _shape_problem(payload, fields: dict[str, str]) -> Optional[str]:
+    if not isinstance(payload, dict):
+        return "not a JSON object"
+    for name, kind in fields.items():
+        if name not in payload:
+            return f"no {name!r}"
+        if not FIELD_KINDS[kind](payload[name]):
+            return f"{name!r} is not {'a list of patient ids' if kind == 'patients' else 'a ' + kind}"
+    return None
 
 
 def _cases_per_patient(slices_dir: Path, split: dict) -> Optional[Counter]:
@@ -276,18 +310,16 @@ def _count_problems(path: Path, recorded: dict, expected: dict) -> list[str]:
             for name, value in expected.items() if recorded.get(name) != value]
 
 
-def _nesting_problems(split_dir: Path) -> list[str]:
+def _nesting_problems(budgets: list[Manifest]) -> list[str]:
     """Within one seed, every smaller budget lies inside every larger one."""
     problems = []
-    for seed_dir in sorted(split_dir.glob("seed*")):
-        budgets = sorted((json.loads(p.read_text())["scale"], p) for p in seed_dir.glob("scale-*.json"))
-        members = [(scale, path, _budget_patients(path)) for scale, path in budgets]
-        for (small, small_path, inner), (_, large_path, outer) in zip(members, members[1:]):
-            if not inner <= outer:
-                problems.append(f"{small_path}: not nested in {large_path.name}")
+    for seed_dir in sorted({b.path.parent for b in budgets}):
+        members = sorted((b.payload["scale"], b.path.name, b) for b in budgets if b.path.parent == seed_dir)
+        for (_, _, small), (_, _, large) in zip(members, members[1:]):
+            if not _budget_patients(small) <= _budget_patients(large):
+                problems.append(f"{small.path}: not nested in {large.path.name}")
     return problems
 
 
-def _budget_patients(path: Path) -> set[str]:
-    payload = json.loads(path.read_text())
-    return set(payload["train_patients"]) | set(payload["val_patients"])
+def _budget_patients(budget: Manifest) -> set[str]:
+    return set(budget.payload["train_patients"]) | set(budget.payload["val_patients"])

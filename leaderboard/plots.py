@@ -19,6 +19,12 @@ matplotlib.rcParams["svg.hashsalt"] = "ctbench"
 matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, and no font-dependent paths
 
 
+def literal(text: str) -> str:
+    """User text drawn as itself: an unescaped ``$`` would start mathtext, and a name like
+    ``$\\foo$`` would then abort the whole build with a parse error."""
+    return str(text).replace("$", r"\$")
+
+
 def svg_data_uri(figure) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
@@ -32,15 +38,15 @@ def scale_curve(cells: pd.DataFrame, per_seed: pd.DataFrame, metric: str, title:
     for index, (checkpoint, group) in enumerate(cells.groupby("checkpoint", sort=True)):
         group = group.sort_values("scale")
         colour = f"C{index % 10}"
-        axis.plot(group["scale"], group["mean"], marker="o", color=colour, label=checkpoint)
+        axis.plot(group["scale"], group["mean"], marker="o", color=colour, label=literal(checkpoint))
         axis.fill_between(group["scale"], group["ci95_low"], group["ci95_high"], color=colour, alpha=0.15,
                           linewidth=0)
         seeds = per_seed[per_seed["checkpoint"] == checkpoint]
         axis.scatter(seeds["scale"], seeds["value"], color=colour, s=10, alpha=0.6)
     axis.set_xscale("log")
     axis.set_xlabel("fraction of the training labels")
-    axis.set_ylabel(metric)
-    axis.set_title(title, fontsize=10)
+    axis.set_ylabel(literal(metric))
+    axis.set_title(literal(title), fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, frameon=False)
     return svg_data_uri(figure)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from benchmark.atomic import atomic_open, canonical_json
 from benchmark.specs import NAME_PATTERN
-from benchmark.store import ResultStore
+from benchmark.store import LoadProblem, ResultStore
 
 from . import stats
 from .aggregate import load, summarize, tidy
@@ -36,10 +36,11 @@ def build_site(store: ResultStore, out_dir: Path, imported: Path | None = None,
                analysis: Path | None = None) -> tuple[Path, list[str]]:
     """Returns the index.html path and the warnings (unreadable result files, by name)."""
     results, problems = load(store, imported)
+    sections, unreadable = _analysis_sections(analysis)
     board = _Board(results)
-    warnings = [f"{p.path}: {p.problem}" for p in problems]
+    warnings = [f"{p.path}: {p.problem}" for p in problems + unreadable]
     files = {"index.html": board.render("index.html.j2", root="", warnings=warnings),
-             "analysis.html": board.render("analysis.html.j2", root="", sections=_analysis_sections(analysis))}
+             "analysis.html": board.render("analysis.html.j2", root="", sections=sections)}
     for table in board.task_tables():
         files[f"tasks/{table['slug']}.html"] = board.render("task.html.j2", root="../", page=table)
     for entry in board.entries:
@@ -50,10 +51,10 @@ def build_site(store: ResultStore, out_dir: Path, imported: Path | None = None,
     files["leaderboard.csv"] = buffer.getvalue()
     files["leaderboard.json"] = canonical_json(_records(board.compared))
     for name in STATIC:
-        files[name] = resources.files("leaderboard").joinpath("static", name).read_text()
+        files[name] = resources.files("leaderboard").joinpath("static", name).read_text(encoding="utf-8")
     for name, text in sorted(files.items()):
-        with atomic_open(out_dir / name) as handle:
-            handle.write(text)
+        with atomic_open(out_dir / name, "wb") as handle:  # the pages say utf-8, whatever the locale
+            handle.write(text.encode("utf-8"))
     return out_dir / "index.html", warnings
 
 
@@ -206,16 +207,23 @@ def _budget_labels(results: list[dict]) -> dict[tuple, str]:
             for key, v in used.items()}
 
 
-def _analysis_sections(folder: Path | None) -> list[dict]:
-    """Each ``analysis/<task>/``: its SVG plots and its numbers as tables."""
-    sections = []
+def _analysis_sections(folder: Path | None) -> tuple[list[dict], list[LoadProblem]]:
+    """Each ``analysis/<task>/``: its SVG plots and its numbers as tables. An unreadable
+    ``analysis.json`` is a warning and an empty section, never a failed build."""
+    sections, problems = [], []
     for task_dir in sorted(p for p in (folder.iterdir() if folder and folder.is_dir() else []) if p.is_dir()):
-        payload = json.loads((task_dir / "analysis.json").read_text()) if (task_dir / "analysis.json").is_file() else {}
+        path = task_dir / "analysis.json"
+        try:
+            payload = json.loads(path.read_bytes().decode("utf-8")) if path.is_file() else {}
+            tables = _analysis_tables(payload)
+            notes = {k: v for k, v in sorted(payload.items()) if isinstance(v, (str, int, float))}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, StopIteration) as exc:
+            problems.append(LoadProblem(path, f"not a readable analysis ({type(exc).__name__}: {exc})"))
+            tables, notes = [], {}
         plots = [{"name": svg.stem, "uri": "data:image/svg+xml;base64," + base64.b64encode(svg.read_bytes()).decode()}
                  for svg in sorted(task_dir.glob("*.svg"))]
-        sections.append({"task": task_dir.name, "tables": _analysis_tables(payload), "plots": plots,
-                         "notes": {k: v for k, v in sorted(payload.items()) if isinstance(v, (str, int, float))}})
-    return sections
+        sections.append({"task": task_dir.name, "tables": tables, "plots": plots, "notes": notes})
+    return sections, problems
 
 
 def _analysis_tables(payload: dict) -> list[dict]:

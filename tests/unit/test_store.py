@@ -12,7 +12,9 @@ JOB = Job("random", "a" * 64, "t1", "1", "linear", "1", 0.1, 42, "demo")
 
 
 def result(value=0.5):
-    return {"job": JOB.as_dict(), "metrics": {"accuracy": value, "auc": float("nan")}}
+    """The least a result must hold for the leaderboard: job, metrics, checkpoint name and task."""
+    return {"job": JOB.as_dict(), "metrics": {"accuracy": value, "auc": float("nan")},
+            "checkpoint": {"name": JOB.checkpoint}, "task": {"domain": "ct"}}
 
 
 def test_write_then_done_and_nan_becomes_null(tmp_path):
