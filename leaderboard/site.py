@@ -39,7 +39,8 @@ def build_site(store: ResultStore, out_dir: Path, imported: Path | None = None,
     sections, unreadable = _analysis_sections(analysis)
     board = _Board(results)
     warnings = [f"{p.path}: {p.problem}" for p in problems + unreadable]
-    files = {"index.html": board.render("index.html.j2", root="", warnings=warnings),
+    published = [f"{_published_path(p.path, store.root.parent)}: {p.problem}" for p in problems + unreadable]
+    files = {"index.html": board.render("index.html.j2", root="", warnings=published),
              "analysis.html": board.render("analysis.html.j2", root="", sections=sections)}
     for table in board.task_tables():
         files[f"tasks/{table['slug']}.html"] = board.render("task.html.j2", root="../", page=table)
@@ -205,6 +206,12 @@ def _budget_labels(results: list[dict]) -> dict[tuple, str]:
             used.setdefault(key, set()).add(r["counts"]["train_cases"] + r["counts"]["val_cases"])
     return {key: (f"{min(v)}" if len(v) == 1 else f"{min(v)}–{max(v)}") + " labelled cases"
             for key, v in used.items()}
+
+
+def _published_path(path: Path, workdir: Path) -> str:
+    """The page names a bad file relative to the workdir: the site is published, local folders are not."""
+    path = Path(path)
+    return path.relative_to(workdir).as_posix() if path.is_relative_to(workdir) else path.name
 
 
 def _analysis_sections(folder: Path | None) -> tuple[list[dict], list[LoadProblem]]:
