@@ -6,6 +6,7 @@ the traceback for bug reports. Each command lives in ``benchmark/commands/``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Optional, Sequence
 from pydantic import ValidationError
 
 from . import __version__
-from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, CTBenchError
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_JOB_FAILED, CTBenchError
 from .workdir import DEFAULT_WORKDIR, ENV_VAR
 
 
@@ -293,17 +294,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command(name: str):
-    """Commands import lazily: `ctbench tasks list` should not pay for torch and MONAI."""
-    from .commands import analyze, catalog, data, evaluate, pretrain, results, splits, status
+_COMMANDS = {"run": ("evaluate", "cmd_run"), "submit": ("evaluate", "cmd_submit"), "status": ("status", "cmd_status"),
+             "data": ("data", "cmd_data"), "results": ("results", "cmd_results"),
+             "leaderboard": ("results", "cmd_leaderboard"), "rescore": ("results", "cmd_rescore"),
+             "splits": ("splits", "cmd_splits"), "analyze": ("analyze", "cmd_analyze"), "tasks": ("catalog", "cmd_tasks"),
+             "checkpoints": ("catalog", "cmd_checkpoints"), "pretrain": ("pretrain", "cmd_pretrain")}
 
-    return {"run": evaluate.cmd_run, "submit": evaluate.cmd_submit, "status": status.cmd_status, "data": data.cmd_data,
-            "results": results.cmd_results, "leaderboard": results.cmd_leaderboard,
-            "rescore": results.cmd_rescore, "splits": splits.cmd_splits, "analyze": analyze.cmd_analyze, "tasks": catalog.cmd_tasks,
-            "checkpoints": catalog.cmd_checkpoints, "pretrain": pretrain.cmd_pretrain}[name]
+
+def _command(name: str):
+    """Only the command's own module is imported: `ctbench status` or `ctbench tasks list`
+    should not pay for torch and MONAI, which the training commands import."""
+    from importlib import import_module
+
+    module, function = _COMMANDS[name]
+    return getattr(import_module(f".commands.{module}", __package__), function)
+
+
+def _quick_exit() -> None:
+    """At exit, the interpreter's last garbage collections walk every object torch, MONAI and
+    scikit-learn made: a second or more after the work is done, and after a Ctrl-C. Frozen objects
+    are skipped. Nothing is lost: ctbench's files are closed by then, and atexit still flushes logs."""
+    import gc
+
+    gc.freeze()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    atexit.unregister(_quick_exit)  # once, however often main runs in one process (tests call it in-process)
+    atexit.register(_quick_exit)
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "include_path", None):
@@ -326,6 +344,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # `ctbench results export | head` closed our stdout: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        from .atomic import disk_full_message, is_disk_full
+
+        if args.debug or not is_disk_full(exc):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ctbench: error: {where}{disk_full_message(exc)}", file=sys.stderr)
+        return EXIT_JOB_FAILED
     except KeyboardInterrupt:
         if args.debug:
             raise

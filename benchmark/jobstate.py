@@ -23,7 +23,7 @@ from filelock import Timeout
 
 from .atomic import write_json
 from .grid import Job
-from .locks import is_held, lock_for
+from .locks import is_held, lock_for, try_acquire
 
 LOG_TAIL_LINES = 40
 
@@ -71,6 +71,22 @@ class JobState:
             if is_held(self._path("locks", job_id, "")):
                 found[job_id] = _read(marker)
         return found
+
+    def clear_dead_markers(self) -> list[str]:
+        """Remove the running markers that killed workers left; returns their job ids.
+
+        ``running`` already skips them; removing them keeps ``jobs/running`` a true list. A
+        marker goes only under its job's claim, so a worker claiming the job now keeps its own.
+        """
+        removed = []
+        for marker in sorted((self.root / "running").glob("*.json")):
+            job_id = marker.name[: -len(".json")]
+            claim = try_acquire(self._path("locks", job_id, ""))
+            if claim is not None:
+                marker.unlink(missing_ok=True)
+                claim.release()
+                removed.append(job_id)
+        return removed
 
     def record_failure(self, job: Job, error: str, trace: str) -> Path:
         path = self._path("failed", job.job_id)

@@ -21,6 +21,7 @@ import torch
 from . import checkpoints as checkpoint_files
 from . import provenance
 from .accel import Accelerator
+from .atomic import sweep_stale_temps
 from .errors import ConfigError, CTBenchError, DataError, JobError
 from .grid import Job, expand
 from .jobstate import JobState, worker_id
@@ -110,6 +111,7 @@ def run(spec: RunSpec, workdir: Workdir, log: Log = print, options: "ExecOptions
     from .executors import ExecOptions, executor_for
 
     options = options or ExecOptions()
+    sweep_partial_writes(workdir, log)
     grid = plan(spec, workdir)
     jobs = grid.jobs
     if grid.not_applicable:
@@ -130,6 +132,25 @@ def run(spec: RunSpec, workdir: Workdir, log: Log = print, options: "ExecOptions
     log(f"ran {len(report.ran)} job(s)" + (f", {len(report.by_others)} finished by another process"
                                             if report.by_others else ""))
     return summary
+
+
+def sweep_partial_writes(workdir: Workdir, log: Log) -> None:
+    """Remove the temp files of writers killed mid-write (SIGKILL, out of memory, a lost node),
+    which nothing else would ever remove, and their running markers. Only orphans go: a live
+    writer's temp file and a live worker's marker, this run's or a concurrent run's, are locked."""
+    removed = sweep_stale_temps(_written_through_atomic(workdir))
+    JobState(workdir.jobs).clear_dead_markers()
+    if removed:
+        log(f"removed {len(removed)} partial file(s) that a killed run left")
+
+
+def _written_through_atomic(workdir: Workdir) -> list[Path]:
+    """The workdir less the datasets (large trees, written otherwise) and the slice cache (whole
+    folders, renamed into place under their own lock); the feature cache is written atomically."""
+    if not workdir.root.is_dir():
+        return []
+    skip = {workdir.data, workdir.root / "cache"}
+    return [p for p in sorted(workdir.root.iterdir()) if p.is_dir() and p not in skip] + [workdir.features]
 
 
 def _select(jobs: list[Job], store: ResultStore, failures: dict[str, dict], retry_failed: bool,

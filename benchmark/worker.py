@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from .accel import cpu_threads
+from .atomic import is_disk_full
 from .errors import CTBenchError
 from .grid import Job
 from .jobstate import JobState, worker_id
@@ -95,7 +96,7 @@ def _attempt(job: Job, runner: JobRunner, log_path: Path, debug: bool) -> Option
         try:
             runner.run(job)
         except Exception as exc:  # noqa: BLE001 - one job's bug or OOM must not stop the grid
-            if debug:
+            if debug or is_disk_full(exc):  # a full disk stops the run: the job is not to blame
                 raise
             error = str(exc) if isinstance(exc, CTBenchError) else f"{type(exc).__name__}: {exc}"
             trace = traceback.format_exc()

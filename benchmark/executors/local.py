@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from tqdm.auto import tqdm
 
@@ -61,10 +65,16 @@ class WorkerPool:
         log(f"{self.options.jobs} worker processes; their output is in {logs}")
         requests = chunk_requests(pending, spec, workdir, self.options.threads)
         report = WorkerReport()
-        with ProcessPoolExecutor(self.options.jobs, mp_context=context, initializer=_start_worker,
-                                 initargs=(slots, str(logs))) as pool:
-            futures = [pool.submit(run_chunk, request) for request in requests]
+        pool = ProcessPoolExecutor(self.options.jobs, mp_context=context, initializer=_start_worker,
+                                   initargs=(slots, str(logs)))
+        try:
+            with _sigint_ignored():  # workers start (on submit) ignoring it, and inherit that
+                futures = [pool.submit(run_chunk, request) for request in requests]
             _collect(futures, pending, workdir, report, log)
+        except BaseException:  # Ctrl-C, most often
+            _stop(pool, workdir, log)
+            raise
+        pool.shutdown()
         report.raise_if_fatal()
         return report
 
@@ -89,8 +99,42 @@ def _collect(futures, pending: list[Job], workdir: Workdir, report: WorkerReport
             return
 
 
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while worker processes start: an ignored signal stays ignored across exec,
+    so a Ctrl-C in the terminal, which reaches the whole process group, reaches only the
+    parent, which stops the workers itself. (A Ctrl-C in these milliseconds is lost.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop(pool: ProcessPoolExecutor, workdir: Workdir, log) -> None:
+    """End the workers now rather than after their chunks, which would run on unattended.
+
+    SIGTERM ends a worker at once: the kernel drops its claims, and the temp file of a write it
+    was in the middle of is swept here, so nothing partial is left for the next run.
+    """
+    from ..runner import sweep_partial_writes
+
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(timeout=30)
+    pool.shutdown(wait=False, cancel_futures=True)
+    sweep_partial_writes(workdir, log)
+
+
 def _start_worker(slots, log_dir: str) -> None:
-    """Take a GPU before CUDA starts, and send this worker's output to its own log file."""
+    """Ignore Ctrl-C (the parent's to handle), take a GPU before CUDA starts, and send this
+    worker's output to its own log file."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gpu = slots.get()
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu

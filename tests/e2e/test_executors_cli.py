@@ -2,7 +2,6 @@
 
 Each test runs the real CLI in subprocesses on the tiny phantom, as users and clusters do.
 """
-import json
 import os
 import signal
 import subprocess
@@ -10,46 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.cli_helpers import REPO, run_cli
-
-TASK = "phantom-body-region"
-
-
-def grid_args(workdir: Path, phantom: Path, protocols="linear,finetune", seeds="42,1") -> list[str]:
-    return ["run", "--workdir", str(workdir), "--device", "cpu", "--scales", "1", "--seeds", seeds, "--tasks", TASK,
-            "--checkpoints", "random", "--data", f"{TASK}={phantom / 'dicom'}", "--protocols", protocols,
-            "--analysis-task", "none"]
-
-
-def results(workdir: Path) -> dict[str, dict]:
-    """Every result by job id, each parsed (a torn or partial file fails here)."""
-    found = {}
-    for path in sorted((workdir / "results").rglob("*.json")):
-        payload = json.loads(path.read_text())
-        found[payload["job"]["job_id"]] = payload
-    return found
-
-
-def numbers(workdir: Path) -> dict[str, tuple]:
-    """Metrics, hyperparameters and every saved prediction's bytes, per job."""
-    out = {}
-    for job_id, payload in results(workdir).items():
-        with np.load(next((workdir / "results").rglob(f"{job_id}.predictions.npz"))) as saved:
-            arrays = {key: saved[key].tobytes() for key in saved.files}
-        out[job_id] = (payload["metrics"], json.dumps(payload["hyperparameters"], sort_keys=True), arrays)
-    return out
-
-
-def ran_count(stderr: str) -> int:
-    line = next(line for line in stderr.splitlines() if line.startswith("ran "))
-    return int(line.split()[1])
-
-
-def status(workdir: Path) -> dict:
-    return json.loads(run_cli("status", "--workdir", str(workdir), "--json").stdout)
+from tests.cli_helpers import REPO, grid_args, numbers, ran_count, results, run_cli, status
 
 
 @pytest.fixture(scope="module")
