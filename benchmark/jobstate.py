@@ -19,11 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from filelock import Timeout
-
 from .atomic import write_json
 from .grid import Job
-from .locks import is_held, lock_for, try_acquire
+from .locks import is_held, try_acquire
 
 LOG_TAIL_LINES = 40
 
@@ -49,10 +47,8 @@ class JobState:
     @contextmanager
     def claim(self, job_id: str, wait: bool = False) -> Iterator[bool]:
         """Yields whether this process now holds the job; with ``wait``, blocks until it does."""
-        lock = lock_for(self._path("locks", job_id, ""))
-        try:
-            lock.acquire(timeout=-1 if wait else 0)
-        except Timeout:
+        lock = try_acquire(self._path("locks", job_id, ""), wait)
+        if lock is None:
             yield False
             return
         marker = self._path("running", job_id)

@@ -36,11 +36,11 @@ def exclusive(path: Path, what: str, log: Optional[Callable[[str], None]] = None
         lock.release()
 
 
-def try_acquire(path: Path) -> Optional[FileLock]:
-    """``path``'s lock if it is free now, else None."""
+def try_acquire(path: Path, wait: bool = False) -> Optional[FileLock]:
+    """``path``'s lock if it is free now (with ``wait``: once it is), else None."""
     lock = lock_for(path)
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=-1 if wait else 0)
     except Timeout:
         return None
     return lock

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from .. import runner
@@ -91,21 +92,16 @@ def _run_spec(args: argparse.Namespace, checkpoints: list[str], data_roots: dict
 
 def exec_options(args: argparse.Namespace) -> ExecOptions:
     """The execution flags, checked against the executor: a flag that would be ignored is an error."""
-    given = {field: getattr(args, "slurm_" + flag) for flag, field in _SLURM_FLAGS.items()
-             if getattr(args, "slurm_" + flag) is not None}
+    names = [f.name for f in dataclasses.fields(SlurmOptions)]
+    given = {name: getattr(args, "slurm_" + name) for name in names if getattr(args, "slurm_" + name) is not None}
     if args.executor != "slurm" and (given or args.no_wait):
-        wrong = [f"--slurm-{flag.replace('_', '-')}" for flag, field in _SLURM_FLAGS.items() if field in given]
+        wrong = [f"--slurm-{name.replace('_', '-')}" for name in names if name in given]
         raise ConfigError(f"{', '.join(wrong + ['--no-wait'] * args.no_wait)} only apply to --executor slurm")
     if args.executor == "slurm" and args.jobs != 1:
         raise ConfigError("--jobs is for local executors; on SLURM use --slurm-array-parallelism")
     given["extra"] = dict(given.get("extra", []))
     return ExecOptions(executor=args.executor, jobs=args.jobs, threads=args.threads, retry_failed=args.retry_failed,
                        wait=not args.no_wait, slurm=SlurmOptions(**given), debug=args.debug)
-
-
-_SLURM_FLAGS = {"partition": "partition", "time": "time_min", "gpus_per_job": "gpus_per_job",
-                "cpus_per_job": "cpus_per_job", "array_parallelism": "array_parallelism", "account": "account",
-                "extra": "extra"}  # --slurm-<flag> -> SlurmOptions field
 
 
 def cmd_run(args: argparse.Namespace) -> int:

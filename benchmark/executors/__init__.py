@@ -23,8 +23,9 @@ EXECUTORS = ("local", "submitit-local", "slurm")
 
 @dataclass(frozen=True)
 class SlurmOptions:
+    """One field per ``--slurm-<field>`` flag (underscores as dashes)."""
     partition: Optional[str] = None
-    time_min: int = 240
+    time: int = 240  # minutes (--slurm-time takes sbatch's formats)
     gpus_per_job: int = 1
     cpus_per_job: int = 8
     array_parallelism: int = 32

@@ -26,7 +26,7 @@ LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 minutes) would ki
 
 def slurm_parameters(options: SlurmOptions) -> dict:
     """AutoExecutor parameters; ``extra`` becomes ``#SBATCH --KEY=VALUE`` lines."""
-    params = {"name": "ctbench", "timeout_min": options.time_min, "nodes": 1, "tasks_per_node": 1,
+    params = {"name": "ctbench", "timeout_min": options.time, "nodes": 1, "tasks_per_node": 1,
               "gpus_per_node": options.gpus_per_job, "cpus_per_task": options.cpus_per_job,
               "slurm_array_parallelism": options.array_parallelism}
     if options.partition:
