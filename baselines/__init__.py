@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from benchmark.specs import CheckpointSpec
-
-RANDOM_INIT_SEED = 0
+from baselines.random_init import RANDOM_INIT_SEED
+from benchmark.core.specs import CheckpointSpec
 
 # name -> function(spec, workdir, allow_download) -> resolved CheckpointSpec with weights
 Materializer = Callable[..., CheckpointSpec]
@@ -41,7 +40,7 @@ def builtin_checkpoints() -> list[CheckpointSpec]:
 
 def materializer(name: str, allow_download: bool = False) -> Optional[Materializer]:
     """How to make a baseline's weights here, or None when only a user-named file will do."""
-    from . import demo_simclr, imagenet, random_init
+    from baselines import demo_simclr, imagenet, random_init
 
     makers: dict[str, Materializer] = {
         "random": random_init.materialize,

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 
-from benchmark.hashing import canonical_hash
-from benchmark.specs import CheckpointSpec
-from benchmark.workdir import Workdir
+from benchmark.core.hashing import canonical_hash
+from benchmark.core.specs import CheckpointSpec
+from benchmark.core.workdir import Workdir
 
 
 def _corpus(spec: CheckpointSpec, workdir: Workdir):
-    from tasks.embedded import natural_dataset, phantom_dataset
+    from benchmark.synthetic.embedded import natural_dataset, phantom_dataset
 
     if spec.pretraining_domain == "ct":
         return phantom_dataset(workdir.data) / "corpus"

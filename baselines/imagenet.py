@@ -6,9 +6,9 @@ imagenet=FILE`` names a local timm/torchvision resnet50 file.
 """
 from __future__ import annotations
 
-from benchmark.errors import CheckpointError
-from benchmark.specs import CheckpointSpec
-from benchmark.workdir import Workdir
+from benchmark.core.errors import CheckpointError
+from benchmark.core.specs import CheckpointSpec
+from benchmark.core.workdir import Workdir
 
 
 def download(spec: CheckpointSpec, workdir: Workdir, allow_download: bool = False) -> CheckpointSpec:
@@ -16,7 +16,7 @@ def download(spec: CheckpointSpec, workdir: Workdir, allow_download: bool = Fals
     if not path.exists():
         import timm
 
-        from benchmark.models import save_backbone
+        from benchmark.models.backbones import save_backbone
 
         try:
             model = timm.create_model(spec.arch, pretrained=allow_download, num_classes=0)

@@ -5,10 +5,10 @@ checkpoint takes, instead of being a special case in the evaluation code.
 """
 from __future__ import annotations
 
-from benchmark.specs import CheckpointSpec
-from benchmark.workdir import Workdir
+from benchmark.core.specs import CheckpointSpec
+from benchmark.core.workdir import Workdir
 
-from . import RANDOM_INIT_SEED
+RANDOM_INIT_SEED = 0
 
 
 def materialize(spec: CheckpointSpec, workdir: Workdir, allow_download: bool = False) -> CheckpointSpec:
@@ -16,7 +16,7 @@ def materialize(spec: CheckpointSpec, workdir: Workdir, allow_download: bool = F
     if not path.exists():
         import torch  # timm and torch are only needed the first time
 
-        from benchmark.models import create_backbone, save_backbone
+        from benchmark.models.backbones import create_backbone, save_backbone
 
         torch.manual_seed(RANDOM_INIT_SEED)
         save_backbone(create_backbone(spec.arch, spec.input.channels), path)

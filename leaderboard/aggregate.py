@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from benchmark.store import LoadProblem, ResultStore
+from benchmark.results.store import LoadProblem, ResultStore
 
 # The ``results export`` header, which ``results import`` reads back.
 TIDY_COLUMNS = ["checkpoint", "task", "task_version", "protocol", "scale", "seed", "metric", "value"]
@@ -34,7 +34,7 @@ def load(store: ResultStore, imported_dir: Optional[Path] = None) -> tuple[list[
     for item in store.iter_results():
         (problems if isinstance(item, LoadProblem) else results).append(item)
     if imported_dir is not None:
-        from .importer import load_imported  # the importer builds on this module
+        from leaderboard.importer import load_imported  # the importer builds on this module
 
         more, bad = load_imported(imported_dir)
         results, problems = results + more, problems + bad

@@ -20,14 +20,13 @@ import re
 from pathlib import Path
 from typing import get_args
 
-from benchmark.atomic import canonical_json, write_json
-from benchmark.errors import DataError
-from benchmark.hashing import file_sha256
-from benchmark.specs import NAME_PATTERN, Domain, PretrainingDomain
-from benchmark.store import LoadProblem
-from benchmark.workdir import Workdir
-
-from .aggregate import TIDY_COLUMNS
+from benchmark.core.atomic import canonical_json, write_json
+from benchmark.core.errors import DataError
+from benchmark.core.hashing import file_sha256
+from benchmark.core.specs import NAME_PATTERN, Domain, PretrainingDomain
+from benchmark.core.workdir import Workdir
+from benchmark.results.store import LoadProblem
+from leaderboard.aggregate import TIDY_COLUMNS
 
 IMPORT_SCHEMA_VERSION = 1
 OPTIONAL_COLUMNS = ["task_domain", "checkpoint_domain", "source"]
@@ -181,7 +180,7 @@ def _task_infos(path: Path, rows: list[dict]) -> list[dict]:
     (then it is in every table but in no overall ranking), and higher is taken as better
     (true of every metric ctbench computes).
     """
-    from benchmark.plugins import task_registry
+    from benchmark.catalog.registries import task_registry
 
     registry = task_registry()
     infos = []
@@ -215,7 +214,7 @@ def _only(metrics: list[str]) -> str | None:
 
 def _checkpoint_infos(path: Path, rows: list[dict]) -> list[dict]:
     """Pretraining domain per checkpoint: the column, else the registry's, else unknown (None)."""
-    from benchmark.plugins import checkpoint_registry
+    from benchmark.catalog.registries import checkpoint_registry
 
     registry = checkpoint_registry()
     infos = []
@@ -238,9 +237,8 @@ def _consistent(path: Path, rows: list[dict], column: str, what: str) -> str | N
 
 def _check_against_stored(path: Path, rows: list[dict], workdir: Workdir, replacing: Path) -> None:
     """A value that contradicts a stored result or another import is refused; an equal one is fine."""
-    from benchmark.store import ResultStore
-
-    from .aggregate import load
+    from benchmark.results.store import ResultStore
+    from leaderboard.aggregate import load
 
     results, _ = load(ResultStore(workdir.results), imported_dir(workdir))
     stored = {}

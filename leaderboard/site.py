@@ -20,13 +20,12 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from benchmark.atomic import atomic_open, canonical_json
-from benchmark.specs import NAME_PATTERN
-from benchmark.store import LoadProblem, ResultStore
-
-from . import stats
-from .aggregate import load, summarize, tidy
-from .plots import scale_curve
+from benchmark.core.atomic import atomic_open, canonical_json
+from benchmark.core.specs import NAME_PATTERN
+from benchmark.results.store import LoadProblem, ResultStore
+from leaderboard import stats
+from leaderboard.aggregate import load, summarize, tidy
+from leaderboard.plots import scale_curve
 
 DOMAINS = ("ct", "mri", "xray", "natural")
 STATIC = ("app.js", "style.css")

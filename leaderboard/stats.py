@@ -21,13 +21,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from benchmark.atomic import read_npz
-from benchmark.errors import DataError
-from benchmark.metrics import score
-from benchmark.specs import TaskSpec
-from benchmark.store import LoadProblem, ResultStore
-
-from .aggregate import CELL, summarize, tidy
+from benchmark.core.atomic import read_npz
+from benchmark.core.errors import DataError
+from benchmark.core.specs import TaskSpec
+from benchmark.evaluation.metrics import score
+from benchmark.results.store import LoadProblem, ResultStore
+from leaderboard.aggregate import CELL, summarize, tidy
 
 ALPHA = 0.05
 # Searched in this order; the first present wins, then any checkpoint of the domain (by name).
@@ -249,7 +248,7 @@ def paired_bootstrap(task: TaskSpec, pairs: Sequence[tuple[dict, dict]], metric:
     ``y_true`` and ``probabilities`` or ``masks``, as saved beside each result). Each resample
     draws the test patients with replacement (a patient drawn twice counts as two patients,
     so per-patient Dice stays per patient) and recomputes the metric with
-    ``benchmark.metrics.score`` for both checkpoints on the same rows.
+    ``benchmark.evaluation.metrics.score`` for both checkpoints on the same rows.
 
     Pooling over seeds: the test set is the same for every seed (the split does not depend
     on it), so one patient draw is applied to every seed and the per-seed differences are

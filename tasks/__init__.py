@@ -1,4 +1,4 @@
-"""Built-in task plugins. Each module exposes ``TASK`` (a benchmark.task.Task) or ``TASKS`` (a list).
+"""Built-in task plugins. Each module exposes ``TASK`` (a benchmark.data.task.Task) or ``TASKS`` (a list).
 
 Modules are discovered, not listed, so a new dataset adapter is one new file.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from benchmark.errors import RegistryError
-from benchmark.task import Task
+from benchmark.core.errors import RegistryError
+from benchmark.data.task import Task
 
 
 def builtin_tasks() -> list[Task]:
@@ -26,5 +26,5 @@ def tasks_of(module) -> list[Task]:
     tasks = list(getattr(module, "TASKS", [])) + ([module.TASK] if hasattr(module, "TASK") else [])
     for task in tasks:
         if not isinstance(task, Task):
-            raise RegistryError(f"{getattr(module, '__file__', module.__name__)}: {task!r} is not a benchmark.task.Task")
+            raise RegistryError(f"{getattr(module, '__file__', module.__name__)}: {task!r} is not a benchmark.data.task.Task")
     return tasks

@@ -35,12 +35,12 @@ from typing import Iterator
 
 import numpy as np
 
-from benchmark.errors import DataError
-from benchmark.readers.nifti import Volume, read_volume, require_foreground
-from benchmark.readers.volume import axial_image
-from benchmark.recipes import study_recipe
-from benchmark.specs import Preprocessing, TaskSpec, Window
-from benchmark.task import Case, Task
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, TaskSpec, Window
+from benchmark.data.readers.nifti import Volume, read_volume, require_foreground
+from benchmark.data.readers.volume import axial_image
+from benchmark.data.task import Case, Task
+from benchmark.evaluation.recipes import study_recipe
 
 MODALITIES = ("t1", "t1ce", "t2", "flair")
 CHANNELS = ("t1", "t1ce", "flair")

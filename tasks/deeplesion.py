@@ -29,11 +29,11 @@ from typing import Iterator
 
 import numpy as np
 
-from benchmark.errors import DataError
-from benchmark.readers.table import read_index
-from benchmark.recipes import study_recipe
-from benchmark.specs import Preprocessing, TaskSpec, Window
-from benchmark.task import Case, Task
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, TaskSpec, Window
+from benchmark.data.readers.table import read_index
+from benchmark.data.task import Case, Task
+from benchmark.evaluation.recipes import study_recipe
 
 # DL_info.csv's Coarse_lesion_type codes 1..8, in order, as the DeepLesion README (NIH Box folder) lists them.
 CLASS_NAMES = ["bone", "abdomen", "mediastinum", "liver", "lung", "kidney", "soft_tissue", "pelvis"]

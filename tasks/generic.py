@@ -23,14 +23,14 @@ from typing import Iterator
 
 import numpy as np
 
-from benchmark.errors import DataError
-from benchmark.inspect_data import check_series
-from benchmark.readers.dicom import iter_dicom_files, read_ct_slice
-from benchmark.readers.image import IMAGE_SUFFIXES, read_rgb
-from benchmark.readers.nifti import read_labelled_pair
-from benchmark.readers.volume import axial_image
-from benchmark.specs import Preprocessing, TaskSpec, Window
-from benchmark.task import Case, Task
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, TaskSpec, Window
+from benchmark.data.inspect import check_series
+from benchmark.data.readers.dicom import iter_dicom_files, read_ct_slice
+from benchmark.data.readers.image import IMAGE_SUFFIXES, read_rgb
+from benchmark.data.readers.nifti import read_labelled_pair
+from benchmark.data.readers.volume import axial_image
+from benchmark.data.task import Case, Task
 
 FROM_DATA = ["(read from the data folder)"]
 CT_WINDOWS = [Window(center=40, width=400), Window(center=-600, width=1500), Window(center=400, width=1800)]

@@ -34,13 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-from benchmark.errors import DataError
-from benchmark.readers.nifti import read_labelled_pair
-from benchmark.recipes import study_recipe
-from benchmark.specs import Preprocessing, TaskSpec
-from benchmark.task import Case, Task
-
-from .lits import LIVER_WINDOWS, foreground_slices, segmentation_metrics
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, TaskSpec
+from benchmark.data.readers.nifti import read_labelled_pair
+from benchmark.data.task import Case, Task
+from benchmark.evaluation.recipes import study_recipe
+from tasks.lits import LIVER_WINDOWS, foreground_slices, segmentation_metrics
 
 _CASE = re.compile(r"^case_(\d{5})$")
 

@@ -25,12 +25,12 @@ from typing import Iterator
 
 import numpy as np
 
-from benchmark.readers.lits import LITS_LABELS, lits_volumes, mask_of
-from benchmark.readers.nifti import read_labelled_pair
-from benchmark.readers.volume import axial_image
-from benchmark.recipes import study_recipe
-from benchmark.specs import Preprocessing, TaskSpec, Window
-from benchmark.task import Case, Task
+from benchmark.core.specs import Preprocessing, TaskSpec, Window
+from benchmark.data.readers.lits import LITS_LABELS, lits_volumes, mask_of
+from benchmark.data.readers.nifti import read_labelled_pair
+from benchmark.data.readers.volume import axial_image
+from benchmark.data.task import Case, Task
+from benchmark.evaluation.recipes import study_recipe
 
 # Liver (60/200), abdominal soft tissue (40/400) and contrast-enhanced lesion (100/300)
 # windows: those of the phantom analogues, so that real and phantom results compare.

@@ -33,12 +33,12 @@ from typing import Iterator
 
 import numpy as np
 
-from benchmark.errors import ConfigError, DataError
-from benchmark.readers.table import read_index
-from benchmark.readers.volume import axial_image
-from benchmark.recipes import study_recipe
-from benchmark.specs import Preprocessing, TaskSpec, Window
-from benchmark.task import Case, Task
+from benchmark.core.errors import ConfigError, DataError
+from benchmark.core.specs import Preprocessing, TaskSpec, Window
+from benchmark.data.readers.table import read_index
+from benchmark.data.readers.volume import axial_image
+from benchmark.data.task import Case, Task
+from benchmark.evaluation.recipes import study_recipe
 
 CANDIDATES = ("candidates_V2.csv", "candidates_V2/candidates_V2.csv")
 COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "class")

@@ -29,10 +29,10 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from benchmark.errors import DataError
-from benchmark.recipes import study_recipe
-from benchmark.specs import Preprocessing, TaskSpec, Window
-from benchmark.task import Case, Task
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, TaskSpec, Window
+from benchmark.data.task import Case, Task
+from benchmark.evaluation.recipes import study_recipe
 
 # medmnist/info.py, INFO["organamnist"|"organcmnist"|"organsmnist"]["label"], identical for the three.
 CLASS_NAMES = ["bladder", "femur-left", "femur-right", "heart", "kidney-left", "kidney-right", "liver",

@@ -30,13 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from benchmark.errors import DataError
-from benchmark.readers.nifti import read_labelled_pair
-from benchmark.recipes import study_recipe
-from benchmark.specs import Preprocessing, TaskSpec, Window
-from benchmark.task import Case, Task
-
-from .lits import LIVER_WINDOWS, foreground_slices, segmentation_metrics
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, TaskSpec, Window
+from benchmark.data.readers.nifti import read_labelled_pair
+from benchmark.data.task import Case, Task
+from benchmark.evaluation.recipes import study_recipe
+from tasks.lits import LIVER_WINDOWS, foreground_slices, segmentation_metrics
 
 LUNG_WINDOWS = [Window(center=-600, width=1500), Window(center=40, width=400), Window(center=0, width=2000)]
 VESSEL_WINDOWS = [Window(center=60, width=200), Window(center=40, width=400), Window(center=150, width=500)]

@@ -10,14 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from benchmark.errors import DataError
-from benchmark.natural.photos import TASK_CLASSES
-from benchmark.readers.image import IMAGE_SUFFIXES, read_rgb
-from benchmark.recipes import study_recipe
-from benchmark.specs import Preprocessing, TaskSpec, Window
-from benchmark.task import Case, Task
-
-from .embedded import natural_dataset
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, TaskSpec, Window
+from benchmark.data.readers.image import IMAGE_SUFFIXES, read_rgb
+from benchmark.data.task import Case, Task
+from benchmark.evaluation.recipes import study_recipe
+from benchmark.synthetic.embedded import natural_dataset
+from benchmark.synthetic.natural.photos import TASK_CLASSES
 
 
 class NaturalPhotoPatches(Task):

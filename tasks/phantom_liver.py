@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.specs import TaskSpec
-
-from .embedded import phantom_dataset
-from .lits import LitsLiverSegmentation, LitsTumourPresent
+from benchmark.core.specs import TaskSpec
+from benchmark.synthetic.embedded import phantom_dataset
+from tasks.lits import LitsLiverSegmentation, LitsTumourPresent
 
 # What the phantom versions change: the names, the lesion wording, and where the data comes from.
 EMBEDDED = dict(embedded=True,

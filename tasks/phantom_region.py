@@ -10,14 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from benchmark.errors import DataError
-from benchmark.phantom import REGIONS
-from benchmark.readers.dicom import iter_dicom_files, read_ct_slice
-from benchmark.recipes import study_recipe
-from benchmark.specs import Preprocessing, TaskSpec, Window
-from benchmark.task import Case, Task
-
-from .embedded import phantom_dataset
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, TaskSpec, Window
+from benchmark.data.readers.dicom import iter_dicom_files, read_ct_slice
+from benchmark.data.task import Case, Task
+from benchmark.evaluation.recipes import study_recipe
+from benchmark.synthetic.embedded import phantom_dataset
+from benchmark.synthetic.phantom import REGIONS
 
 # BodyPartExamined defined terms (DICOM PS3.16 CID 4031) and common vendor spellings.
 BODY_PART_TO_REGION = {

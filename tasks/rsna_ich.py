@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 import pydicom
 
-from benchmark.errors import DataError
-from benchmark.readers.dicom import iter_dicom_files, read_ct_slice
-from benchmark.recipes import study_recipe
-from benchmark.specs import Preprocessing, TaskSpec, Window
-from benchmark.task import Case, Task
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, TaskSpec, Window
+from benchmark.data.readers.dicom import iter_dicom_files, read_ct_slice
+from benchmark.data.task import Case, Task
+from benchmark.evaluation.recipes import study_recipe
 
 SUBTYPES = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural", "any")
 IMAGE_DIR = "stage_2_train"

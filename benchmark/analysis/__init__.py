@@ -6,6 +6,6 @@ reuse, similarity, agreement: the four measurements. plots: the SVGs. report: ``
 """
 from __future__ import annotations
 
-from .report import analysis_folder, analyze
+from benchmark.analysis.report import analysis_folder, analyze
 
 __all__ = ["analysis_folder", "analyze"]

@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..accel import Accelerator, batches
-from ..errors import ConfigError
-from ..inputs import to_model_input
-from ..specs import CheckpointSpec
+from benchmark.core.errors import ConfigError
+from benchmark.core.specs import CheckpointSpec
+from benchmark.evaluation.accel import Accelerator, batches
+from benchmark.evaluation.inputs import to_model_input
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")  # timm's ResNet stages (test_resnet and resnet50 alike)
 POOL_GRID = 2

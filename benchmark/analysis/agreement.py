@@ -14,11 +14,11 @@ from typing import Optional
 
 import numpy as np
 
-from ..atomic import read_npz
-from ..grid import Job
-from ..protocols import PROTOCOLS
-from ..specs import CheckpointSpec, TaskSpec
-from ..store import ResultStore
+from benchmark.core.atomic import read_npz
+from benchmark.core.specs import CheckpointSpec, TaskSpec
+from benchmark.evaluation.protocols import PROTOCOLS
+from benchmark.results.job import Job
+from benchmark.results.store import ResultStore
 
 MAX_CHECKPOINTS = 8  # 2**8 patterns: beyond that the table says nothing a reader could take in
 MULTILABEL_THRESHOLD = 0.5

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..atomic import atomic_open
+from benchmark.core.atomic import atomic_open
 
 SVG_SALT = "ctbench-analysis"
 

@@ -13,25 +13,25 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..accel import Accelerator
-from ..atomic import write_json
-from ..checkpoints import resolve
-from ..errors import ConfigError
-from ..hashing import canonical_hash
-from ..plugins import checkpoint_registry, task_registry
-from ..profiles import PROFILES
-from ..protocols import PROTOCOLS, JobContext
-from ..runner import CheckpointModel, TaskData, pick_device, prepare_task
-from ..specs import CheckpointSpec, RunSpec
-from ..splits import indices_for, make_budget
-from ..store import ResultStore
-from ..workdir import Workdir
-from . import plots
-from .activations import POOL_GRID, STAGES
-from .agreement import MAX_CHECKPOINTS, pattern_table, stored_correctness
-from .cka import RBF_FRACTION
-from .reuse import REUSE_PROTOCOL, feature_reuse
-from .similarity import GROUPS, filter_uniqueness, pairwise_cka
+from benchmark.analysis import plots
+from benchmark.analysis.activations import POOL_GRID, STAGES
+from benchmark.analysis.agreement import MAX_CHECKPOINTS, pattern_table, stored_correctness
+from benchmark.analysis.cka import RBF_FRACTION
+from benchmark.analysis.reuse import REUSE_PROTOCOL, feature_reuse
+from benchmark.analysis.similarity import GROUPS, filter_uniqueness, pairwise_cka
+from benchmark.catalog.registries import checkpoint_registry, task_registry
+from benchmark.catalog.resolve import resolve
+from benchmark.core.atomic import write_json
+from benchmark.core.errors import ConfigError
+from benchmark.core.hashing import canonical_hash
+from benchmark.core.specs import CheckpointSpec, RunSpec
+from benchmark.core.workdir import Workdir
+from benchmark.data.splits import indices_for, make_budget
+from benchmark.evaluation.accel import Accelerator, pick_device
+from benchmark.evaluation.profiles import PROFILES
+from benchmark.evaluation.protocols import PROTOCOLS, JobContext
+from benchmark.execution.job_runner import CheckpointModel, TaskData, prepare_task
+from benchmark.results.store import ResultStore
 
 SCHEMA_VERSION = 1
 MAX_CASES = 512  # test slices compared; CKA's n x n Gram matrices grow with the square

@@ -12,10 +12,10 @@ import dataclasses
 import numpy as np
 from torch import nn
 
-from ..protocols import PROTOCOLS, JobContext, Outcome
-from ..runner import seed_everything
-from .activations import stage_activations
-from .cka import RBF_FRACTION, linear_cka, rbf_cka
+from benchmark.analysis.activations import stage_activations
+from benchmark.analysis.cka import RBF_FRACTION, linear_cka, rbf_cka
+from benchmark.evaluation.accel import seed_everything
+from benchmark.evaluation.protocols import PROTOCOLS, JobContext, Outcome
 
 Activations = dict[str, np.ndarray]  # stage -> (n, features)
 

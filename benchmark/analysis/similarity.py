@@ -5,8 +5,8 @@ import itertools
 
 import numpy as np
 
-from .activations import channel_groups
-from .cka import linear_cka
+from benchmark.analysis.activations import channel_groups
+from benchmark.analysis.cka import linear_cka
 
 GROUPS = 4
 

@@ -10,7 +10,7 @@ a run that finds its demo baselines already trained never needs.
 """
 from importlib import import_module
 
-from .recipe import DEMO_RECIPE, DEMO_RECIPES, METHODS, Recipe
+from benchmark.pretrain.recipe import DEMO_RECIPE, DEMO_RECIPES, METHODS, Recipe
 
 _LAZY = {"Corpus": "corpus", "find_corpus_files": "corpus", "load_corpus": "corpus", "read_sidecar": "output",
          "sidecar_path": "output", "state_path": "output", "default_recipe": "train", "is_pretrained": "train",

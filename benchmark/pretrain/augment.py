@@ -26,7 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .recipe import Recipe
+from benchmark.pretrain.recipe import Recipe
 
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
 

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import DataError
-from ..hashing import canonical_hash, file_sha256
-from ..readers.dicom import iter_dicom_files, read_ct_slice
-from ..readers.image import IMAGE_SUFFIXES, read_rgb
-from ..specs import Preprocessing, Window
-from ..transforms import slice_transform
+from benchmark.core.errors import DataError
+from benchmark.core.hashing import canonical_hash, file_sha256
+from benchmark.core.specs import Preprocessing, Window
+from benchmark.data.readers.dicom import iter_dicom_files, read_ct_slice
+from benchmark.data.readers.image import IMAGE_SUFFIXES, read_rgb
+from benchmark.data.transforms import slice_transform
 
 CT_WINDOWS = (Window(center=40, width=400), Window(center=-600, width=1500), Window(center=400, width=1800))
 NATURAL_WINDOW = Window(center=127.5, width=255)

@@ -15,8 +15,8 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 
-from ..errors import ConfigError
-from .recipe import METHODS, Recipe
+from benchmark.core.errors import ConfigError
+from benchmark.pretrain.recipe import METHODS, Recipe
 
 
 class SimCLR(nn.Module):

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from torch import nn
 
-from ..atomic import write_json
-from ..errors import CheckpointError, ConfigError
-from ..hashing import file_sha256
-from ..models import save_backbone
-from ..specs import NAME_PATTERN, CheckpointSpec, InputConvention
-from .corpus import Corpus
-from .recipe import Recipe
+from benchmark.core.atomic import write_json
+from benchmark.core.errors import CheckpointError, ConfigError
+from benchmark.core.hashing import file_sha256
+from benchmark.core.specs import NAME_PATTERN, CheckpointSpec, InputConvention
+from benchmark.models.backbones import save_backbone
+from benchmark.pretrain.corpus import Corpus
+from benchmark.pretrain.recipe import Recipe
 
 SIDECAR_VERSION = 1
 

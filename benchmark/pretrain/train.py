@@ -26,16 +26,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_open
-from ..errors import CheckpointError, ConfigError, JobError
-from ..hashing import canonical_hash, file_sha256
-from ..models import create_backbone
-from ..specs import CheckpointSpec
-from .augment import SimCLRAugment
-from .corpus import find_corpus_files, fingerprint, load_corpus
-from .methods import build_method
-from .output import check_name, default_name, read_sidecar, sidecar_path, state_path, write_outputs
-from .recipe import DEMO_RECIPES, METHODS, Recipe
+from benchmark.core.atomic import atomic_open
+from benchmark.core.errors import CheckpointError, ConfigError, JobError
+from benchmark.core.hashing import canonical_hash, file_sha256
+from benchmark.core.specs import CheckpointSpec
+from benchmark.models.backbones import create_backbone
+from benchmark.pretrain.augment import SimCLRAugment
+from benchmark.pretrain.corpus import find_corpus_files, fingerprint, load_corpus
+from benchmark.pretrain.methods import build_method
+from benchmark.pretrain.output import check_name, default_name, read_sidecar, sidecar_path, state_path, write_outputs
+from benchmark.pretrain.recipe import DEMO_RECIPES, METHODS, Recipe
 
 STATE_VERSION = 1
 EpochCallback = Callable[[int, float], None]

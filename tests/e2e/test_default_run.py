@@ -3,9 +3,9 @@ import json
 import os
 from pathlib import Path
 
-from benchmark.plugins import checkpoint_registry, task_registry
-from benchmark.protocols import PROTOCOLS
-from benchmark.specs import DEFAULT_PROTOCOLS
+from benchmark.catalog.registries import checkpoint_registry, task_registry
+from benchmark.core.specs import DEFAULT_PROTOCOLS
+from benchmark.evaluation.protocols import PROTOCOLS
 from tests.cli_helpers import REPO, run_cli
 
 

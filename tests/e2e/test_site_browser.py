@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.grid import Job
-from benchmark.store import ResultStore
+from benchmark.results.job import Job
+from benchmark.results.store import ResultStore
 from leaderboard.site import build_site
 
 CHROMIUM = Path("/usr/bin/chromium")

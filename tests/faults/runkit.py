@@ -69,14 +69,14 @@ def timed_run(argv: list[str], workdir: Path) -> Reference:
 
 def states(workdir: Path) -> dict[str, str]:
     """Done, running, pending or failed per job, as `ctbench status` says (in process: no import cost)."""
-    from benchmark.commands.status import job_states
-    from benchmark.workdir import Workdir
+    from benchmark.cli.status import job_states
+    from benchmark.core.workdir import Workdir
 
     return job_states(Workdir(workdir))[1]
 
 
 def failures(workdir: Path) -> dict[str, dict]:
-    from benchmark.jobstate import JobState
+    from benchmark.execution.jobstate import JobState
 
     return JobState(workdir / "jobs").failures()
 

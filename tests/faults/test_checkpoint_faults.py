@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark import cli
-from benchmark.errors import EXIT_BAD_CHECKPOINT, CheckpointError
-from benchmark.formats import ADAPTERS, detect_format, inspect_checkpoint, load_checkpoint, read_object
-from benchmark.formats.keys import SHOWN
+from benchmark.cli import main as cli
+from benchmark.core.errors import EXIT_BAD_CHECKPOINT, CheckpointError
+from benchmark.models.formats import ADAPTERS, detect_format, inspect_checkpoint, load_checkpoint, read_object
+from benchmark.models.formats.keys import SHOWN
 from tests.cli_helpers import run_cli
 from tests.fixtures import checkpoints as fx
 

@@ -1,4 +1,4 @@
-"""Property tests for the key adapters (``benchmark/formats``): a state dict in any layout a training
+"""Property tests for the key adapters (``benchmark/models/formats``): a state dict in any layout a training
 library leaves (wrapper dicts, ``module.``/``_orig_mod.`` prefixes, solo-learn, lightly, the study's
 encoders, RadiologyNET, heads, projectors, momentum copies, stray keys) either maps onto timm's resnet18
 with the very same tensor objects, or fails with a one-line CheckpointError that names the file and
@@ -16,11 +16,19 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmark.errors import CheckpointError
-from benchmark.formats import ADAPTERS, detect_format, timm_dict
-from benchmark.formats.keys import PREFIXES, SHOWN, WRAPPER_KEYS, infer_resnet, non_finite, strip_wrappers, unwrap
-from benchmark.formats.loader import match
-from benchmark.models import create_backbone
+from benchmark.core.errors import CheckpointError
+from benchmark.models.backbones import create_backbone
+from benchmark.models.formats import ADAPTERS, detect_format, timm_dict
+from benchmark.models.formats.keys import (
+    PREFIXES,
+    SHOWN,
+    WRAPPER_KEYS,
+    infer_resnet,
+    non_finite,
+    strip_wrappers,
+    unwrap,
+)
+from benchmark.models.formats.loader import match
 from tests.fixtures import checkpoints as fx
 
 PATH = Path("/nonexistent-ctbench-fuzz/weights.ckpt")  # only named in errors; no args.json can sit beside it

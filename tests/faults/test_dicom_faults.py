@@ -12,10 +12,10 @@ from pydicom.dataelem import RawDataElement
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 
-from benchmark.cli import main
-from benchmark.errors import DataError
-from benchmark.inspect_data import inspect_path
-from benchmark.readers.dicom import read_ct_slice
+from benchmark.cli.main import main
+from benchmark.core.errors import DataError
+from benchmark.data.inspect import inspect_path
+from benchmark.data.readers.dicom import read_ct_slice
 from tasks.generic import DicomFolder
 from tasks.rsna_ich import needs_correction, read_rsna_slice
 from tests.cli_helpers import run_cli

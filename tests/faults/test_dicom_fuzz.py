@@ -14,8 +14,8 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import BaseTag
 
-from benchmark.errors import DataError
-from benchmark.readers.dicom import read_ct_slice, read_header
+from benchmark.core.errors import DataError
+from benchmark.data.readers.dicom import read_ct_slice, read_header
 from tests.fixtures.datasets.dicom_ct import ct_slice
 
 HU = np.arange(-1024, -1024 + 256 * 12, 12).reshape(16, 16)

@@ -6,8 +6,8 @@ import csv
 import numpy as np
 import pytest
 
-from benchmark.cli import main
-from benchmark.errors import DataError
+from benchmark.cli.main import main
+from benchmark.core.errors import DataError
 from tasks.chestxray import TASK as CHESTXRAY
 from tasks.deeplesion import TASK as DEEPLESION
 from tasks.generic import DicomFolder

@@ -9,9 +9,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmark.cli import main
-from benchmark.errors import DataError
-from benchmark.readers.nifti import read_volume
+from benchmark.cli.main import main
+from benchmark.core.errors import DataError
+from benchmark.data.readers.nifti import read_volume
 from tasks.brats import TASK as BRATS
 from tasks.generic import NiftiFolder
 from tasks.kits import KITS19

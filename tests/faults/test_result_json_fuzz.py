@@ -1,4 +1,4 @@
-"""Fuzzing the result JSON reader (``benchmark.store.read_result``): valid results round-trip
+"""Fuzzing the result JSON reader (``benchmark.results.store.read_result``): valid results round-trip
 unchanged, and mutated ones (dropped keys, wrong types, random JSON values, NaN/inf and huge numbers,
 random unicode, truncated or damaged bytes) either come back as a result the leaderboard can
 aggregate or raise ``ResultError``, ctbench's one-line bad-input error naming the file. Never
@@ -14,10 +14,10 @@ from pathlib import Path
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from benchmark.atomic import canonical_json, write_json
-from benchmark.errors import EXIT_BAD_INPUT
-from benchmark.grid import Job
-from benchmark.store import ResultError, ResultStore, read_result
+from benchmark.core.atomic import canonical_json, write_json
+from benchmark.core.errors import EXIT_BAD_INPUT
+from benchmark.results.job import Job
+from benchmark.results.store import ResultError, ResultStore, read_result
 from leaderboard import stats
 from leaderboard.aggregate import tidy
 from leaderboard.site import _budget_labels, build_site

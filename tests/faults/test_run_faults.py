@@ -16,11 +16,30 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.atomic import atomic_open, sweep_stale_temps
+from benchmark.core.atomic import atomic_open, sweep_stale_temps
 from tests.cli_helpers import REPO, grid_args, numbers, ran_count, results, run_cli
-from tests.faults.runkit import (ENV, Reference, alive_after, error_lines, failures, file_ids, file_size_limit,
-                                 kill_group, reached, running_jobs, signal_group, site_bytes, start, states,
-                                 store_is_whole, temp_files, timed_run, wait_for, wait_until, warm_copy)
+from tests.faults.runkit import (
+    ENV,
+    Reference,
+    alive_after,
+    error_lines,
+    failures,
+    file_ids,
+    file_size_limit,
+    kill_group,
+    reached,
+    running_jobs,
+    signal_group,
+    site_bytes,
+    start,
+    states,
+    store_is_whole,
+    temp_files,
+    timed_run,
+    wait_for,
+    wait_until,
+    warm_copy,
+)
 
 JOBS = 4
 KILL_SEED = 230  # the kill points below are drawn from it: the same points on every run of the test
@@ -179,7 +198,7 @@ def test_an_overwrite_that_finds_the_disk_full_keeps_the_old_file(tmp_path):
     code = ("import resource, signal, sys\n"
             "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
             "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
-            "from benchmark.atomic import DiskFullError, write_json\n"
+            "from benchmark.core.atomic import DiskFullError, write_json\n"
             "try:\n"
             f"    write_json({str(target)!r}, {{'new': 'x' * 10000}})\n"
             "except DiskFullError as exc:\n"
@@ -193,7 +212,7 @@ def test_the_sweep_removes_the_temp_files_of_killed_writers_only(tmp_path):
     """Two writer processes stop in the middle of an atomic write; one is SIGKILLed. The sweep
     removes the dead one's temp file, leaves the live one's (and this process's own), and the
     live writer then completes its file whole."""
-    code = ("import sys\nfrom benchmark.atomic import atomic_open\n"
+    code = ("import sys\nfrom benchmark.core.atomic import atomic_open\n"
             "with atomic_open(sys.argv[1]) as handle:\n"
             "    handle.write('half'); handle.flush(); print('writing', flush=True); sys.stdin.readline()\n"
             "    handle.write(' and whole')\n")

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import cli
-from benchmark.atomic import write_json
-from benchmark.commands import results as results_commands
-from benchmark.grid import Job
-from benchmark.store import ResultStore
-from benchmark.workdir import Workdir
+from benchmark.cli import main as cli
+from benchmark.cli import results as results_commands
+from benchmark.core.atomic import write_json
+from benchmark.core.workdir import Workdir
+from benchmark.results.job import Job
+from benchmark.results.store import ResultStore
 from leaderboard.importer import import_csv, imported_dir
 from leaderboard.site import build_site
 from tests.cli_helpers import run_cli

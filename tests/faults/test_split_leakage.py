@@ -15,9 +15,9 @@ from typing import Callable
 
 import pytest
 
-from benchmark import cli
-from benchmark.plugins import task_registry
-from benchmark.splits import MANIFEST_VERSION
+from benchmark.catalog.registries import task_registry
+from benchmark.cli import main as cli
+from benchmark.data.splits import MANIFEST_VERSION
 from tests.cli_helpers import run_cli
 from tests.fixtures.datasets.cross_domain import write_brats2020, write_chestxray14, write_rsna_ich
 from tests.fixtures.datasets.ct_2d import write_deeplesion, write_luna16, write_medmnist
@@ -31,14 +31,14 @@ SEEDS = "42,1"
 
 
 def write_phantom(out: Path, _: "Datasets") -> Path:
-    from benchmark.phantom import PhantomConfig, generate_dataset
+    from benchmark.synthetic.phantom import PhantomConfig, generate_dataset
 
     return generate_dataset(out, PhantomConfig(seed=3, n_patients=8, n_corpus_patients=1, matrix=32,
                                                slices_per_series=2, n_lits_volumes=6, lits_slices=4))
 
 
 def write_natural(out: Path, _: "Datasets") -> Path:
-    from benchmark.natural import NaturalConfig, generate_natural
+    from benchmark.synthetic.natural import NaturalConfig, generate_natural
 
     generate_natural(out, NaturalConfig(grid=2, crops_per_block=1, crop_px=32, n_corpus=1))
     return out

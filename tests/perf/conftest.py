@@ -25,7 +25,7 @@ def perf_report() -> PerfReport:
 def pinned_threads():
     """torch and BLAS at $CTBENCH_BENCH_THREADS (default 1, ctbench's --threads default), for both
     sides of every comparison alike."""
-    from benchmark.accel import cpu_threads
+    from benchmark.evaluation.accel import cpu_threads
 
     with cpu_threads(THREADS):
         yield THREADS
@@ -35,7 +35,7 @@ def pinned_threads():
 def phantom_dicom(tmp_path_factory) -> Path:
     """The embedded phantom's generator at the demo's matrix (128 px), PATIENTS patients x 6 body
     regions x 4 slices; only the labelled DICOM cohort. Generated once, outside any timing."""
-    from benchmark.phantom import PhantomConfig, generate_dataset
+    from benchmark.synthetic.phantom import PhantomConfig, generate_dataset
 
     out = tmp_path_factory.mktemp("perf-phantom") / "data"
     generate_dataset(out, PhantomConfig(seed=11, n_patients=PATIENTS, n_corpus_patients=0,
@@ -54,8 +54,8 @@ def random_checkpoint(tmp_path_factory):
     """The demo's `random` reference (timm test_resnet, torch seed 0), materialised as a real
     safetensors file the way `ctbench run` does it."""
     from baselines import builtin_checkpoints
-    from benchmark import checkpoints
-    from benchmark.workdir import Workdir
+    from benchmark.catalog import resolve as checkpoints
+    from benchmark.core.workdir import Workdir
 
     spec = next(c for c in builtin_checkpoints() if c.name == "random")
     return checkpoints.resolve(spec, Workdir(tmp_path_factory.mktemp("perf-checkpoints")))

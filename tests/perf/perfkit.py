@@ -235,11 +235,11 @@ class BodyRegion:
 
 
 def prepare_body_region(root: Path, workdir_root: Path) -> BodyRegion:
-    """What `ctbench run` does before any job (benchmark.runner.prepare_task), on ``root``."""
-    from benchmark.profiles import PROFILES
-    from benchmark.slices import load_slices, slice_cache_key
-    from benchmark.splits import MANIFEST_VERSION, indices_for, make_split
-    from benchmark.workdir import Workdir
+    """What `ctbench run` does before any job (benchmark.execution.job_runner.prepare_task), on ``root``."""
+    from benchmark.core.workdir import Workdir
+    from benchmark.data.slices import load_slices, slice_cache_key
+    from benchmark.data.splits import MANIFEST_VERSION, indices_for, make_split
+    from benchmark.evaluation.profiles import PROFILES
     from tasks.phantom_region import TASK
 
     workdir = Workdir(workdir_root)
@@ -266,7 +266,7 @@ class Job:
 
 def grid_jobs(data: BodyRegion, scales=GRID_SCALES, seeds=GRID_SEEDS) -> list[Job]:
     """The label budgets exactly as `ctbench run` writes them (nested, seeded, val carved out)."""
-    from benchmark.splits import indices_for, make_budget
+    from benchmark.data.splits import indices_for, make_budget
 
     jobs = []
     for seed in seeds:
@@ -312,7 +312,7 @@ def replicate_phantom(source: Path, out: Path, n_slices: int, seed: int = 0, wor
 def _replicate_patient(task: tuple[Path, list[int], Path, int]) -> int:
     import pydicom
 
-    from benchmark.phantom.dicom_writer import make_uid
+    from benchmark.synthetic.phantom.dicom_writer import make_uid
 
     patient, copies, out, seed = task
     written = 0
@@ -359,12 +359,11 @@ def ctbench_linear(data: BodyRegion, checkpoint, jobs: list[Job], feature_path: 
     protocol (warm-started C path, selection on val, refit on train + val) for every job."""
     import torch
 
-    from benchmark.accel import Accelerator
-    from benchmark.features import cached_features, extract
-    from benchmark.models import load_backbone
-    from benchmark.profiles import PROFILES
-    from benchmark.protocols import PROTOCOLS, JobContext
-    from benchmark.runner import seed_everything
+    from benchmark.evaluation.accel import Accelerator, seed_everything
+    from benchmark.evaluation.features import cached_features, extract
+    from benchmark.evaluation.profiles import PROFILES
+    from benchmark.evaluation.protocols import PROTOCOLS, JobContext
+    from benchmark.models.load import load_backbone
 
     accel = Accelerator.create(torch.device("cpu"))
     features, _ = cached_features(feature_path, data.slices, lambda: (
@@ -388,9 +387,9 @@ def study_linear(data: BodyRegion, checkpoint, jobs: list[Job], epochs: int = ST
     from torch import nn
     from torch.nn import functional as F
 
-    from benchmark.inputs import to_model_input
-    from benchmark.metrics import score
-    from benchmark.models import load_backbone
+    from benchmark.evaluation.inputs import to_model_input
+    from benchmark.evaluation.metrics import score
+    from benchmark.models.load import load_backbone
 
     backbone = load_backbone(checkpoint).eval()
     for p in backbone.parameters():

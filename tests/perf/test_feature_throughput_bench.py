@@ -1,7 +1,7 @@
 """Comparison 3: frozen-feature extraction throughput (images/s) of the demo backbone on CPU.
 
 timm's test_resnet (the demo references' architecture, the `random` checkpoint's weights) at the
-demo's 64 px and 3 window channels, through `benchmark.features.extract` (float16 slices ->
+demo's 64 px and 3 window channels, through `benchmark.evaluation.features.extract` (float16 slices ->
 normalised float32 -> pooled features under torch.inference_mode), at batch 1, 32 and 128.
 The slices are real cached phantom slices; each round extracts the same THROUGHPUT_IMAGES.
 """
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.accel import Accelerator
-from benchmark.features import extract
-from benchmark.models import load_backbone
-from benchmark.slices import SliceSet
+from benchmark.data.slices import SliceSet
+from benchmark.evaluation.accel import Accelerator
+from benchmark.evaluation.features import extract
+from benchmark.models.load import load_backbone
 from tests.perf.perfkit import THROUGHPUT_IMAGES
 
 GROUP = "feature-throughput"

@@ -1,9 +1,9 @@
 """Cost of one linear-protocol job (C sweep + refit) on cached features of the demo's size."""
 import numpy as np
 
-from benchmark.protocols import PROTOCOLS, JobContext
-from benchmark.slices import SliceSet
-from benchmark.specs import CheckpointSpec, TaskSpec
+from benchmark.core.specs import CheckpointSpec, TaskSpec
+from benchmark.data.slices import SliceSet
+from benchmark.evaluation.protocols import PROTOCOLS, JobContext
 
 TASK = TaskSpec(name="t", version="1", domain="ct", kind="classification", class_names=list("abcdef"),
                 metrics=["accuracy", "balanced_accuracy", "auc"], main_metric="accuracy", reader="r")

@@ -19,8 +19,18 @@ import time
 
 import pytest
 
-from tests.perf.perfkit import (MAX_SCALING_EXPONENT, SCALING_SCALES, SCALING_SEEDS, SCALING_SIZES, ctbench_linear,
-                                grid_jobs, link_subset, loglog_slope, prepare_body_region, replicate_phantom)
+from tests.perf.perfkit import (
+    MAX_SCALING_EXPONENT,
+    SCALING_SCALES,
+    SCALING_SEEDS,
+    SCALING_SIZES,
+    ctbench_linear,
+    grid_jobs,
+    link_subset,
+    loglog_slope,
+    prepare_body_region,
+    replicate_phantom,
+)
 
 GROUP = "scaling"
 

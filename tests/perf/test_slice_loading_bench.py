@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.slices import read_cache
-from benchmark.transforms import slice_transform
+from benchmark.data.slices import read_cache
+from benchmark.data.transforms import slice_transform
 
 GROUP = "slice-loading"
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.models import create_backbone
-from benchmark.protocols import PROTOCOLS, JobContext
-from benchmark.slices import SliceSet
-from benchmark.specs import CheckpointSpec, TaskSpec
+from benchmark.core.specs import CheckpointSpec, TaskSpec
+from benchmark.data.slices import SliceSet
+from benchmark.evaluation.protocols import PROTOCOLS, JobContext
+from benchmark.models.backbones import create_backbone
 
 SIZE, N = 64, 400
 CK = CheckpointSpec(name="c", arch="test_resnet", pretraining_domain="none")

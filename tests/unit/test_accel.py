@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from benchmark import gpu_check
-from benchmark.accel import Accelerator, largest_batch
+from benchmark.evaluation.accel import Accelerator, largest_batch
+from benchmark.execution import gpu_check
 
 
 def test_a_cpu_accelerator_is_plain_fp32():

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.accel import Accelerator
 from benchmark.analysis import plots
 from benchmark.analysis.activations import STAGES, channel_groups, stage_activations
 from benchmark.analysis.agreement import correctness, pattern_table
@@ -14,13 +13,14 @@ from benchmark.analysis.cka import linear_cka, rbf_cka
 from benchmark.analysis.report import analysed_rows, write_outputs
 from benchmark.analysis.reuse import feature_reuse, finetune_copy, stage_cka
 from benchmark.analysis.similarity import filter_uniqueness, pairwise_cka
-from benchmark.errors import ConfigError
-from benchmark.hashing import state_sha256
-from benchmark.models import create_backbone
-from benchmark.profiles import PROFILES
-from benchmark.protocols import JobContext
-from benchmark.slices import SliceSet
-from benchmark.specs import CheckpointSpec, TaskSpec
+from benchmark.core.errors import ConfigError
+from benchmark.core.hashing import state_sha256
+from benchmark.core.specs import CheckpointSpec, TaskSpec
+from benchmark.data.slices import SliceSet
+from benchmark.evaluation.accel import Accelerator
+from benchmark.evaluation.profiles import PROFILES
+from benchmark.evaluation.protocols import JobContext
+from benchmark.models.backbones import create_backbone
 
 CPU = Accelerator(torch.device("cpu"))
 CK = CheckpointSpec(name="tiny", arch="test_resnet", pretraining_domain="none")

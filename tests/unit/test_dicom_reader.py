@@ -3,8 +3,8 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from benchmark.errors import DataError
-from benchmark.readers.dicom import iter_dicom_files, read_ct_slice
+from benchmark.core.errors import DataError
+from benchmark.data.readers.dicom import iter_dicom_files, read_ct_slice
 
 CT_SMALL = get_testdata_file("CT_small.dcm")
 

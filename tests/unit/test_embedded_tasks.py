@@ -5,10 +5,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmark.errors import DataError
-from benchmark.natural import NaturalConfig, generate_natural
-from benchmark.natural.photos import TASK_CLASSES
-from benchmark.readers.lits import lits_volumes, mask_of
+from benchmark.core.errors import DataError
+from benchmark.data.readers.lits import lits_volumes, mask_of
+from benchmark.synthetic.natural import NaturalConfig, generate_natural
+from benchmark.synthetic.natural.photos import TASK_CLASSES
 from tasks.natural_photos import TASK as NATURAL
 from tasks.phantom_liver import LESION_PRESENT, SEGMENTATION
 from tasks.phantom_region import TASK as BODY_REGION

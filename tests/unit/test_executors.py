@@ -3,13 +3,13 @@ import argparse
 
 import pytest
 
-from benchmark.cli import _slurm_minutes, build_parser
-from benchmark.commands.evaluate import exec_options
-from benchmark.errors import ConfigError
-from benchmark.executors import SlurmOptions
-from benchmark.executors.chunks import chunks
-from benchmark.executors.submitit_executor import slurm_parameters
-from benchmark.grid import expand
+from benchmark.cli.evaluate import exec_options
+from benchmark.cli.main import _slurm_minutes, build_parser
+from benchmark.core.errors import ConfigError
+from benchmark.execution.executors import SlurmOptions
+from benchmark.execution.executors.chunks import chunks
+from benchmark.execution.executors.submitit_executor import slurm_parameters
+from benchmark.execution.grid import expand
 
 
 def grid(profile="demo"):

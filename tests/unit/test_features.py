@@ -3,14 +3,14 @@ import pytest
 import torch
 
 from baselines import builtin_checkpoints
-from benchmark import checkpoints
-from benchmark.accel import Accelerator
-from benchmark.errors import DataError
-from benchmark.features import cached_features, extract, feature_cache_key, to_model_input
-from benchmark.models import load_backbone
-from benchmark.slices import SliceSet
-from benchmark.specs import InputConvention, Preprocessing
-from benchmark.workdir import Workdir
+from benchmark.catalog import resolve as checkpoints
+from benchmark.core.errors import DataError
+from benchmark.core.specs import InputConvention, Preprocessing
+from benchmark.core.workdir import Workdir
+from benchmark.data.slices import SliceSet
+from benchmark.evaluation.accel import Accelerator
+from benchmark.evaluation.features import cached_features, extract, feature_cache_key, to_model_input
+from benchmark.models.load import load_backbone
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from benchmark.errors import CheckpointError
-from benchmark.formats import detect_format, inspect_checkpoint, load_checkpoint
-from benchmark.formats.radimagenet import KERAS_BN_EPS
-from benchmark.models import load_backbone
-from benchmark.specs import CheckpointSpec, InputConvention
+from benchmark.core.errors import CheckpointError
+from benchmark.core.specs import CheckpointSpec, InputConvention
+from benchmark.models.formats import detect_format, inspect_checkpoint, load_checkpoint
+from benchmark.models.formats.radimagenet import KERAS_BN_EPS
+from benchmark.models.load import load_backbone
 from tests.fixtures import checkpoints as fx
 
 X = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(1))

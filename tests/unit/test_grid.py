@@ -1,4 +1,5 @@
-from benchmark.grid import Job, expand
+from benchmark.execution.grid import expand
+from benchmark.results.job import Job
 
 CK = [("random", "a" * 64), ("mine", "b" * 64)]
 TASKS = [("t1", "1", [1.0, 0.1]), ("t2", "2", [1.0])]

@@ -7,16 +7,16 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from benchmark.errors import DataError
-from benchmark.inspect_data import inspect_path
-from benchmark.preview import ANATOMICAL_ORDER, LITS_ROW, contact_sheet, plan_sheet
+from benchmark.core.errors import DataError
+from benchmark.data.inspect import inspect_path
+from benchmark.data.preview import ANATOMICAL_ORDER, LITS_ROW, contact_sheet, plan_sheet
 
 CT_SMALL = Path(get_testdata_file("CT_small.dcm"))
 
 
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory) -> Path:
-    from benchmark.phantom import PhantomConfig, generate_dataset
+    from benchmark.synthetic.phantom import PhantomConfig, generate_dataset
 
     out = tmp_path_factory.mktemp("inspect") / "ds"
     return generate_dataset(out, PhantomConfig(seed=1, n_patients=3, n_corpus_patients=1, matrix=64,

@@ -6,13 +6,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 
-from benchmark.grid import Job
-from benchmark.jobstate import JobState
-from benchmark.locks import exclusive, is_held
+from benchmark.core.locks import exclusive, is_held
+from benchmark.execution.jobstate import JobState
+from benchmark.results.job import Job
 from tests.cli_helpers import REPO
 
 JOB = Job("random", "ab" * 32, "phantom-body-region", "1", "linear", "1", 1.0, 42, "demo")
@@ -34,7 +33,7 @@ def test_a_claim_held_by_another_process_excludes_this_one_until_that_process_di
     state = JobState(tmp_path)
     holder = start(f"""
         import time
-        from benchmark.jobstate import JobState
+        from benchmark.execution.jobstate import JobState
         with JobState({str(tmp_path)!r}).claim({JOB.job_id!r}) as mine:
             print(mine, flush=True)
             time.sleep(120)
@@ -81,8 +80,8 @@ def test_concurrent_workers_compute_a_feature_cache_once(tmp_path):
         import time
         import numpy as np
         from pathlib import Path
-        from benchmark.features import cached_features
-        from benchmark.slices import SliceSet
+        from benchmark.evaluation.features import cached_features
+        from benchmark.data.slices import SliceSet
 
         n = 4
         slices = SliceSet(np.zeros((n, 1, 2, 2), np.float16), np.zeros(n, np.int64),
@@ -109,7 +108,7 @@ def test_exclusive_waits_and_says_so_while_another_process_holds_the_lock(tmp_pa
     target = tmp_path / "site"
     holder = start(f"""
         import time
-        from benchmark.locks import exclusive
+        from benchmark.core.locks import exclusive
         with exclusive({str(target)!r}, "x"):
             print("held", flush=True)
             time.sleep(1.5)

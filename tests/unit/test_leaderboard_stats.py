@@ -7,15 +7,25 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from benchmark import cli
-from benchmark.commands import results as results_commands
-from benchmark.grid import Job
-from benchmark.specs import TaskSpec
-from benchmark.store import ResultStore
+from benchmark.cli import main as cli
+from benchmark.cli import results as results_commands
+from benchmark.core.specs import TaskSpec
+from benchmark.results.job import Job
+from benchmark.results.store import ResultStore
 from leaderboard.aggregate import load, summarize, tidy
-from leaderboard.stats import (EXPORT_COLUMNS, baselines, bootstrap_checkpoints, compare, leaderboard_table,
-                               overall, paired_bootstrap, relative_delta_pct, significance_tier, welch_p,
-                               write_table)
+from leaderboard.stats import (
+    EXPORT_COLUMNS,
+    baselines,
+    bootstrap_checkpoints,
+    compare,
+    leaderboard_table,
+    overall,
+    paired_bootstrap,
+    relative_delta_pct,
+    significance_tier,
+    welch_p,
+    write_table,
+)
 
 TASK = TaskSpec(name="t", version="1", domain="ct", kind="classification", class_names=["no", "yes"],
                 metrics=["accuracy", "auc"], main_metric="accuracy", reader="none")

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from benchmark.errors import JobError
-from benchmark.protocols import PROTOCOLS, JobContext
-from benchmark.protocols.linear import _best
-from benchmark.slices import SliceSet
-from benchmark.specs import CheckpointSpec, TaskSpec
+from benchmark.core.errors import JobError
+from benchmark.core.specs import CheckpointSpec, TaskSpec
+from benchmark.data.slices import SliceSet
+from benchmark.evaluation.protocols import PROTOCOLS, JobContext
+from benchmark.evaluation.protocols.linear import _best
 
 TASK = TaskSpec(name="t", version="1", domain="ct", kind="classification", class_names=["a", "b", "c"],
                 metrics=["accuracy", "auc"], main_metric="accuracy", reader="r")

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from benchmark.metrics import compute, known_metric, segmentation_scores
-from benchmark.plugins import task_registry
+from benchmark.catalog.registries import task_registry
+from benchmark.evaluation.metrics import compute, known_metric, segmentation_scores
 
 
 def test_dice_per_class_per_volume_globally_and_per_slice():

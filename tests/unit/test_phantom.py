@@ -10,10 +10,17 @@ import pydicom
 import pytest
 from scipy import ndimage
 
-from benchmark.phantom import (BODY_PART, GENERATOR_VERSION, REGIONS, PhantomConfig, dataset_key,
-                               generate_dataset, render_slice)
-from benchmark.phantom.hounsfield import HU_MIN, Tissue, hu_range
-from benchmark.phantom.noise import ct_noise, radial_nps
+from benchmark.synthetic.phantom import (
+    BODY_PART,
+    GENERATOR_VERSION,
+    REGIONS,
+    PhantomConfig,
+    dataset_key,
+    generate_dataset,
+    render_slice,
+)
+from benchmark.synthetic.phantom.hounsfield import HU_MIN, Tissue, hu_range
+from benchmark.synthetic.phantom.noise import ct_noise, radial_nps
 
 SMALL = PhantomConfig(seed=3, n_patients=3, n_corpus_patients=2, matrix=64, slices_per_series=3,
                       n_lits_volumes=3, lits_slices=6)

@@ -1,9 +1,9 @@
 import pytest
 
-from benchmark.errors import ConfigError, RegistryError
-from benchmark.runner import plan
-from benchmark.specs import RunSpec
-from benchmark.workdir import Workdir
+from benchmark.core.errors import ConfigError, RegistryError
+from benchmark.core.specs import RunSpec
+from benchmark.core.workdir import Workdir
+from benchmark.execution.grid import plan
 
 
 def test_protocols_only_pair_with_task_kinds_they_evaluate(tmp_path):

@@ -14,16 +14,25 @@ import timm
 import torch
 from safetensors.torch import load_file
 
-from benchmark.errors import ConfigError, DataError
-from benchmark.hashing import file_sha256
-from benchmark.natural import NaturalConfig, generate_natural
-from benchmark.phantom import PhantomConfig, generate_dataset
-from benchmark.pretrain import (DEMO_RECIPE, DEMO_RECIPES, Recipe, default_recipe, find_corpus_files, is_pretrained,
-                                load_corpus, pretrain, read_sidecar)
+from benchmark.core.errors import ConfigError, DataError
+from benchmark.core.hashing import file_sha256
+from benchmark.core.specs import CheckpointSpec
+from benchmark.pretrain import (
+    DEMO_RECIPE,
+    DEMO_RECIPES,
+    Recipe,
+    default_recipe,
+    find_corpus_files,
+    is_pretrained,
+    load_corpus,
+    pretrain,
+    read_sidecar,
+)
 from benchmark.pretrain.augment import SimCLRAugment, hsv_to_rgb, rgb_to_hsv
 from benchmark.pretrain.output import state_path
 from benchmark.pretrain.train import lr_at
-from benchmark.specs import CheckpointSpec
+from benchmark.synthetic.natural import NaturalConfig, generate_natural
+from benchmark.synthetic.phantom import PhantomConfig, generate_dataset
 
 TINY = dict(arch="test_resnet", image_size=32, progress=False)
 

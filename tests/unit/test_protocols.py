@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.features import extract
-from benchmark.hashing import state_sha256
-from benchmark.models import create_backbone
-from benchmark.accel import Accelerator
-from benchmark.profiles import PROFILES
-from benchmark.protocols import PROTOCOLS, JobContext
-from benchmark.slices import SliceSet
-from benchmark.specs import CheckpointSpec, TaskSpec
+from benchmark.core.hashing import state_sha256
+from benchmark.core.specs import CheckpointSpec, TaskSpec
+from benchmark.data.slices import SliceSet
+from benchmark.evaluation.accel import Accelerator
+from benchmark.evaluation.features import extract
+from benchmark.evaluation.profiles import PROFILES
+from benchmark.evaluation.protocols import PROTOCOLS, JobContext
+from benchmark.models.backbones import create_backbone
 
 SIZE = 32
 CK = CheckpointSpec(name="tiny", arch="test_resnet", pretraining_domain="none")
@@ -97,7 +97,7 @@ def test_the_same_seed_gives_identical_numbers(protocol, task, make):
 
 
 def test_seg_linear_leaves_the_encoder_bit_identical_and_seg_finetune_does_not():
-    from benchmark.protocols.segmentation import build_unet
+    from benchmark.evaluation.protocols.segmentation import build_unet
 
     unet, _ = build_unet(_backbone(), "test_resnet", 3, 3, PROFILE.decoder_channels)
     loaded = state_sha256(unet.encoder)

@@ -2,10 +2,10 @@ from importlib import metadata
 
 import pytest
 
-from benchmark.errors import RegistryError
-from benchmark.plugins import checkpoint_registry, task_registry
-from benchmark.registry import Registry
-from benchmark.specs import CheckpointSpec
+from benchmark.catalog.registries import checkpoint_registry, task_registry
+from benchmark.core.errors import RegistryError
+from benchmark.core.registry import Registry
+from benchmark.core.specs import CheckpointSpec
 
 
 def spec(name):

@@ -5,13 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import cli
-from benchmark.commands import results as results_commands
-from benchmark.export import export
-from benchmark.grid import Job
-from benchmark.store import ResultStore
-from benchmark.workdir import Workdir
+from benchmark.cli import main as cli
+from benchmark.cli import results as results_commands
+from benchmark.core.workdir import Workdir
+from benchmark.results.job import Job
+from benchmark.results.store import ResultStore
 from leaderboard.aggregate import TIDY_COLUMNS, load, tidy
+from leaderboard.export import export
 from leaderboard.importer import imported_dir
 from leaderboard.stats import leaderboard_table
 

@@ -2,8 +2,8 @@ import csv
 
 import numpy as np
 
-from benchmark.grid import Job
-from benchmark.store import ResultStore
+from benchmark.results.job import Job
+from benchmark.results.store import ResultStore
 from leaderboard.site import build_site
 
 

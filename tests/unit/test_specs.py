@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from benchmark.specs import CheckpointSpec, Preprocessing, RunSpec, TaskSpec, Window
+from benchmark.core.specs import CheckpointSpec, Preprocessing, RunSpec, TaskSpec, Window
 
 
 def task_kwargs(**overrides):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from benchmark.errors import DataError
-from benchmark.splits import budget_size, indices_for, make_budget, make_split, pool_patients
+from benchmark.core.errors import DataError
+from benchmark.data.splits import budget_size, indices_for, make_budget, make_split, pool_patients
 
 
 def dataset(n_patients=30, slices=4, classes=3):

@@ -4,9 +4,9 @@ import os
 import numpy as np
 import pytest
 
-from benchmark import atomic
-from benchmark.grid import Job
-from benchmark.store import LoadProblem, ResultStore
+from benchmark.core import atomic
+from benchmark.results.job import Job
+from benchmark.results.store import LoadProblem, ResultStore
 
 JOB = Job("random", "a" * 64, "t1", "1", "linear", "1", 0.1, 42, "demo")
 

@@ -1,11 +1,11 @@
 import pytest
 
-from benchmark.checkpoints import is_available, resolve
-from benchmark.errors import CheckpointError, ConfigError, RegistryError
-from benchmark.plugins import checkpoint_registry
-from benchmark.specs import CheckpointSpec
-from benchmark.submissions import load_submissions, record_submission
-from benchmark.workdir import Workdir
+from benchmark.catalog.registries import checkpoint_registry
+from benchmark.catalog.resolve import is_available, resolve
+from benchmark.catalog.submissions import load_submissions, record_submission
+from benchmark.core.errors import CheckpointError, ConfigError, RegistryError
+from benchmark.core.specs import CheckpointSpec
+from benchmark.core.workdir import Workdir
 
 
 def spec(name="mine", sha="a" * 64, method="simclr"):

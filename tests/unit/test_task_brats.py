@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import tasks.brats as brats
-from benchmark.errors import DataError
-from benchmark.readers.nifti import Volume, read_volume
-from benchmark.readers.volume import axial_image
-from benchmark.recipes import study_recipe
+from benchmark.core.errors import DataError
+from benchmark.data.readers.nifti import Volume, read_volume
+from benchmark.data.readers.volume import axial_image
+from benchmark.evaluation.recipes import study_recipe
 from tasks import tasks_of
 from tests.fixtures.datasets.cross_domain import BRATS_AFFINE, write_brats2020
 

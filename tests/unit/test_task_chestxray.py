@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 import tasks.chestxray as chestxray
-from benchmark.errors import DataError
-from benchmark.recipes import study_recipe
+from benchmark.core.errors import DataError
+from benchmark.evaluation.recipes import study_recipe
 from tasks import tasks_of
 from tests.fixtures.datasets.cross_domain import chestxray_findings, write_chestxray14
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.errors import DataError
-from benchmark.specs import Preprocessing, Window
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, Window
 from tasks.deeplesion import TASK, DeepLesionLesionType
 from tests.fixtures.datasets.ct_2d import deeplesion_plan, write_deeplesion
 

@@ -5,11 +5,19 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmark.errors import DataError
-from benchmark.specs import Preprocessing, Window
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, Window
 from tasks.kits import KITS19, KITS21, KitsTask
-from tests.fixtures.datasets.nifti_ct import (CENTRE_XY, KITS19_HU, KITS21_HU, ORGAN_SLICES, case_spacing,
-                                              save_nifti, write_kits19, write_kits21)
+from tests.fixtures.datasets.nifti_ct import (
+    CENTRE_XY,
+    KITS19_HU,
+    KITS21_HU,
+    ORGAN_SLICES,
+    case_spacing,
+    save_nifti,
+    write_kits19,
+    write_kits21,
+)
 
 N_CASES = 10
 

@@ -5,11 +5,19 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmark.errors import DataError
-from benchmark.specs import Preprocessing, Window
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, Window
 from tasks.lits import SEGMENTATION, TUMOUR_PRESENT, LitsLiverSegmentation
-from tests.fixtures.datasets.nifti_ct import (CENTRE_XY, LESION_SLICES, LITS_HU, ORGAN_SLICES, case_spacing,
-                                              lits_has_tumour, save_nifti, write_lits)
+from tests.fixtures.datasets.nifti_ct import (
+    CENTRE_XY,
+    LESION_SLICES,
+    LITS_HU,
+    ORGAN_SLICES,
+    case_spacing,
+    lits_has_tumour,
+    save_nifti,
+    write_lits,
+)
 
 N_VOLUMES = 12
 

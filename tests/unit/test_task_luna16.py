@@ -8,10 +8,17 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from benchmark.errors import DataError
-from benchmark.specs import Preprocessing, Window
-from tasks.luna16 import NEGATIVES_PER_NODULE, TASK, Luna16NodulePatch, _parse_candidates, read_scan, subsample, \
-    world_to_voxel
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, Window
+from tasks.luna16 import (
+    NEGATIVES_PER_NODULE,
+    TASK,
+    Luna16NodulePatch,
+    _parse_candidates,
+    read_scan,
+    subsample,
+    world_to_voxel,
+)
 from tests.fixtures.datasets.ct_2d import FLIPPED, luna_origin, luna_uid, write_luna16
 
 

@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmark.errors import DataError
+from benchmark.core.errors import DataError
 from tasks.medmnist import TASKS, MedMNISTOrgan
 from tests.fixtures.datasets.ct_2d import MEDMNIST_COUNTS, write_medmnist
 

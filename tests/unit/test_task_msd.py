@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmark.errors import DataError
+from benchmark.core.errors import DataError
 from tasks.msd import TASKS
 from tests.fixtures.datasets.nifti_ct import MSD_LAYOUTS, case_spacing, msd_case_ids, save_nifti, write_msd
 

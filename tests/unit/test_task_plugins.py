@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.errors import DataError, RegistryError
-from benchmark.plugins import set_include_paths, task_registry
-from benchmark.readers.volume import axial_image
-from benchmark.slices import load_slices, read_cache
-from benchmark.specs import Preprocessing
-from benchmark.splits import make_budget, make_split, verify
-from benchmark.transforms import mask_transform, slice_transform
+from benchmark.catalog.registries import set_include_paths, task_registry
+from benchmark.core.errors import DataError, RegistryError
+from benchmark.core.specs import Preprocessing
+from benchmark.data.readers.volume import axial_image
+from benchmark.data.slices import load_slices, read_cache
+from benchmark.data.splits import make_budget, make_split, verify
+from benchmark.data.transforms import mask_transform, slice_transform
 from tasks.generic import DicomFolder, ImageFolder, NiftiFolder
 from tasks.phantom_region import TASK as BODY_REGION
 
 PLUGIN = '''
-from benchmark.specs import TaskSpec
-from benchmark.task import Case, Task
+from benchmark.api import TaskSpec
+from benchmark.api import Case, Task
 import numpy as np
 
 class Squares(Task):
@@ -159,10 +159,10 @@ def test_slices_are_a_memory_mapped_cache_with_their_fingerprint(tiny_phantom, t
 
 
 def test_splits_verify_proves_disjoint_nested_counted_manifests_and_catches_an_edit(tiny_phantom, tmp_path):
-    from benchmark.runner import prepare_task
-    from benchmark.profiles import PROFILES
-    from benchmark.specs import RunSpec
-    from benchmark.workdir import Workdir
+    from benchmark.core.specs import RunSpec
+    from benchmark.core.workdir import Workdir
+    from benchmark.evaluation.profiles import PROFILES
+    from benchmark.execution.job_runner import prepare_task
 
     workdir = Workdir(tmp_path)
     spec = RunSpec(checkpoints=[], tasks=["phantom-body-region"], data_roots={"phantom-body-region": tiny_phantom / "dicom"})

@@ -5,11 +5,17 @@ import pydicom
 import pytest
 
 import tasks.rsna_ich as rsna
-from benchmark.errors import DataError
-from benchmark.readers.dicom import read_ct_slice
+from benchmark.core.errors import DataError
+from benchmark.data.readers.dicom import read_ct_slice
 from tasks import tasks_of
-from tests.fixtures.datasets.cross_domain import (rsna_hu, rsna_image_id, rsna_patient_id, rsna_storage,
-                                                  rsna_subtypes, write_rsna_ich)
+from tests.fixtures.datasets.cross_domain import (
+    rsna_hu,
+    rsna_image_id,
+    rsna_patient_id,
+    rsna_storage,
+    rsna_subtypes,
+    write_rsna_ich,
+)
 
 TASK = rsna.TASK
 SLICES = {rsna_image_id(p, s): (p, s) for p in range(10) for s in range(4)}

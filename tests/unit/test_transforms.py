@@ -1,7 +1,7 @@
 import numpy as np
 
-from benchmark.specs import Preprocessing, Window
-from benchmark.transforms import slice_transform
+from benchmark.core.specs import Preprocessing, Window
+from benchmark.data.transforms import slice_transform
 
 
 def test_each_window_becomes_a_clipped_channel_at_the_target_size():

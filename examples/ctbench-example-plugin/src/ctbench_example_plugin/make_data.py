@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from benchmark.phantom import PhantomConfig, generate_dataset
+from benchmark.synthetic.phantom import PhantomConfig, generate_dataset
 
 
 def main() -> int:

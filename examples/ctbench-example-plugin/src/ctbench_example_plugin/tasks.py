@@ -14,11 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from benchmark.errors import DataError
-from benchmark.readers.dicom import iter_dicom_files, read_ct_slice, read_header
-from benchmark.recipes import study_recipe
-from benchmark.specs import Preprocessing, TaskSpec, Window
-from benchmark.task import Case, Task
+from benchmark.core.errors import DataError
+from benchmark.core.specs import Preprocessing, TaskSpec, Window
+from benchmark.data.readers.dicom import iter_dicom_files, read_ct_slice, read_header
+from benchmark.data.task import Case, Task
+from benchmark.evaluation.recipes import study_recipe
 
 CLASSES = {"CHEST": "chest", "ABDOMEN": "abdomen"}
 

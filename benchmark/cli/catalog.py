@@ -1,0 +1,98 @@
+"""``ctbench tasks list|show|validate`` and ``ctbench checkpoints list|inspect``."""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+
+from benchmark.catalog.registries import checkpoint_registry, task_registry
+from benchmark.catalog.resolve import is_available
+from benchmark.cli.output import info, print_table
+from benchmark.core.errors import EXIT_BAD_CHECKPOINT, EXIT_BAD_INPUT, DataError
+from benchmark.core.workdir import Workdir
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    if args.action == "show":
+        return _show(task_registry().entry(args.name))
+    if args.action == "validate":
+        return _validate(task_registry().get(args.name), args.data)
+    rows = [(e.name, e.obj.spec.domain, e.obj.spec.kind, e.obj.spec.main_metric, e.source) for e in task_registry()]
+    print_table(("name", "domain", "kind", "metric", "source"), rows)
+    return 0
+
+
+def _show(entry) -> int:
+    """The spec, and the plugin module's docstring: where to get the data, its licence, its quirks."""
+    spec = entry.obj.spec
+    print(f"{spec.name} (version {spec.version}), from {entry.source}")
+    if spec.description:
+        print(spec.description)
+    module_doc = inspect.getdoc(sys.modules.get(type(entry.obj).__module__))
+    if module_doc:
+        print(f"\n{module_doc}\n")
+    print(f"expected layout: {spec.data_layout or '(not documented by the plugin)'}")
+    print(f"use: ctbench run --tasks {spec.name}" + ("" if spec.embedded else f" --data {spec.name}=DIR"))
+    print(json.dumps(spec.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def _validate(task, folder) -> int:
+    """Every problem on its own line (stdout), a summary on stderr; exit 2 when anything is wrong."""
+    if not folder.is_dir():
+        raise DataError("is not a directory", folder)
+    problems = task.validate(folder)
+    for problem in problems:
+        print(problem)
+    if problems:
+        info(f"{len(problems)} problem(s) in {folder} for task {task.spec.name}")
+        return EXIT_BAD_INPUT
+    info(f"ok: {folder} is a valid {task.spec.name} dataset")
+    return 0
+
+
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    if args.action == "inspect":
+        return _inspect(args)
+    registry = checkpoint_registry(Workdir.resolve(args.workdir))
+    rows = [(e.name, e.obj.arch, e.obj.pretraining_domain, e.obj.method, "demo" if e.obj.demo else "paper",
+             "yes" if is_available(e.obj, {}) else "needs --weights", e.source) for e in registry]
+    print_table(("name", "arch", "pretraining", "method", "profile", "available", "source"), rows)
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from benchmark.models.formats import inspect_checkpoint
+
+    report = inspect_checkpoint(args.file, arch=args.arch, fmt=args.format)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_inspection(report)
+    if report.get("ok", True):
+        return 0
+    keys = report["keys"]  # the report is on stdout; stderr gets the one-line verdict scripts look for
+    print(f"ctbench: error: {report['path']}: would be refused ({'non-finite weights, ' if not report['finite'] else ''}"
+          f"{len(keys['missing'])} missing, {len(keys['unexpected'])} unexpected, "
+          f"{len(keys.get('shape_mismatch', []))} mismatched-shape keys)", file=sys.stderr)
+    return EXIT_BAD_CHECKPOINT
+
+
+def _print_inspection(report: dict) -> None:
+    keys = report["keys"]
+    print(f"file:         {report['path']}")
+    print(f"format:       {report['format']} ({report['format_reason']})")
+    print(f"architecture: {report['arch']} ({report['arch_source']})")
+    print(f"sha256:       {report['sha256']}")
+    print(f"parameters:   {report['parameters']:,}")
+    print(f"finite:       {'yes' if report['finite'] else 'NO'}")
+    print(f"keys:         {keys['matched']} matched, {len(keys['missing'])} missing, "
+          f"{len(keys['unexpected'])} unexpected, {len(keys.get('ignored_head', []))} head keys ignored")
+    for label in ("missing", "unexpected", "shape_mismatch"):
+        for key in keys.get(label, []):
+            print(f"  {label}: {key}")
+    for part, count in sorted(keys.get("dropped", {}).items()):
+        print(f"  not part of the backbone, left out: {part} ({count} keys)")
+    for note in report.get("notes", []):
+        print(f"note:         {note}")

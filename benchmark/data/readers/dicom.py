@@ -1,0 +1,183 @@
+"""DICOM CT slices to Hounsfield units, with pydicom.
+
+Every failure names the file: a dataset of thousands of slices is only debuggable
+when the one broken file is pointed at. pydicom parses untrusted bytes, so whatever it
+raises while reading a file (not only the documented exception types) is that file's
+problem, reported as a one-line ``DataError``; ctbench's own checks come after it.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.uid import UID
+
+from benchmark.core.errors import DataError
+from benchmark.data.readers.failure import one_line
+
+# pip packages that give pydicom a decoder, by transfer syntax family (pydicom's own
+# decoders cover RLE and deflate; Pillow decodes only some JPEG and JPEG 2000 files).
+_LIBJPEG = "pip install pylibjpeg pylibjpeg-libjpeg"
+_OPENJPEG = "pip install pylibjpeg pylibjpeg-openjpeg"
+DECODER_PLUGINS = {
+    "1.2.840.10008.1.2.4.50": _LIBJPEG, "1.2.840.10008.1.2.4.51": _LIBJPEG,  # JPEG baseline, extended
+    "1.2.840.10008.1.2.4.57": _LIBJPEG, "1.2.840.10008.1.2.4.70": _LIBJPEG,  # JPEG lossless
+    "1.2.840.10008.1.2.4.80": _LIBJPEG, "1.2.840.10008.1.2.4.81": _LIBJPEG,  # JPEG-LS
+    "1.2.840.10008.1.2.4.90": _OPENJPEG, "1.2.840.10008.1.2.4.91": _OPENJPEG,  # JPEG 2000
+    "1.2.840.10008.1.2.4.201": _OPENJPEG, "1.2.840.10008.1.2.4.202": _OPENJPEG,  # HTJ2K
+    "1.2.840.10008.1.2.4.203": _OPENJPEG,
+}
+_GREYSCALE = ("MONOCHROME1", "MONOCHROME2")
+
+
+def iter_dicom_files(root: Path) -> Iterator[Path]:
+    """Sorted DICOM files below ``root``: ``*.dcm``, or any file with the DICM preamble
+    (scanner exports often have no extension). macOS ``._*`` resource forks are skipped."""
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if not path.name.startswith("._") and (path.suffix.lower() == ".dcm" or _has_preamble(path)):
+            yield path
+
+
+def _has_preamble(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+def read_header(path: Path) -> pydicom.Dataset:
+    """The header without the pixels: what series checks need, read fast."""
+    return _read(path, stop_before_pixels=True)
+
+
+def read_ct_slice(path: Path, require_ct: bool = True) -> tuple[np.ndarray, pydicom.Dataset]:
+    """The slice in HU (float32, shape (Rows, Columns), all finite) and its header.
+
+    Rescale is applied by hand from the two tags, which the CT Image module makes mandatory
+    (type 1): a CT slice without them has no defined HU scale, and silently assuming
+    slope 1 / intercept 0 (the default DICOM allows for other modalities) shifts every value
+    by the scanner's offset, typically 1024 HU. So a missing tag is an error, never a default.
+
+    MONOCHROME1 slices are not inverted: the rescale (the Modality LUT) gives HU whatever the
+    photometric interpretation, which only says how a viewer displays them after windowing.
+    Colour, multi-frame and compressed-without-decoder files are refused by name.
+    """
+    path = Path(path)
+    ds = _read(path, stop_before_pixels=False)
+    if "PixelData" not in ds:
+        raise DataError("has no PixelData (not an image, or cut short before its pixels)", path)
+    modality = _tag(ds, "Modality", path)
+    if require_ct and modality != "CT":
+        raise DataError(f"modality is {modality!r}, expected 'CT'", path)
+    slope, intercept = _rescale(ds, path)
+    _check_single_greyscale_frame(ds, path)
+    stored = _pixels(ds, path)
+    return _to_hu(stored, slope, intercept, path), ds
+
+
+def _read(path: Path, stop_before_pixels: bool) -> pydicom.Dataset:
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except Exception as exc:  # untrusted bytes: pydicom raises many types, all about this file
+        raise DataError(f"not a readable DICOM file ({one_line(exc)})", path) from None
+    for part in (ds.file_meta, ds):
+        _check_not_truncated(part, path)
+    return ds
+
+
+def _check_not_truncated(ds: pydicom.Dataset, path: Path) -> None:
+    """pydicom stops quietly at the end of a cut-short file; its last element then holds fewer
+    bytes than its length says, which is the one sign left of the truncation."""
+    if not len(ds):
+        return
+    raw = ds.get_item(max(ds.keys()))
+    if isinstance(raw, RawDataElement) and raw.value is not None and raw.length != 0xFFFFFFFF \
+            and len(raw.value) < raw.length:
+        name = pydicom.datadict.keyword_for_tag(raw.tag) or str(raw.tag)
+        cut = f"{name} {raw.tag} holds {len(raw.value)} of its {raw.length} bytes"
+        raise DataError(f"cannot decode pixel data: the file is cut short ({cut})" if name == "PixelData"
+                        else f"is cut short: {cut}", path)
+
+
+def _tag(ds: pydicom.Dataset, keyword: str, path: Path):
+    """A tag's value (None when absent); a value pydicom cannot convert is a DataError."""
+    try:
+        return ds.get(keyword)
+    except Exception as exc:  # pydicom converts values lazily, on first access
+        raise DataError(f"has a malformed {keyword} ({one_line(exc)})", path) from None
+
+
+def _rescale(ds: pydicom.Dataset, path: Path) -> tuple[float, float]:
+    """(RescaleSlope, RescaleIntercept) as finite numbers, a non-zero slope."""
+    values = []
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        value = _tag(ds, keyword, path)
+        if value is None:
+            raise DataError("has no RescaleSlope/RescaleIntercept, so its HU scale is unknown", path)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise DataError(f"{keyword} {value!r} is not one number", path) from None
+        if not math.isfinite(number):
+            raise DataError(f"{keyword} is {number}, so its HU scale is unknown", path)
+        values.append(number)
+    if values[0] == 0:
+        raise DataError("RescaleSlope is 0, which maps every pixel to one HU value", path)
+    return values[0], values[1]
+
+
+def _check_single_greyscale_frame(ds: pydicom.Dataset, path: Path) -> None:
+    """A CT slice is one greyscale frame; anything else would come out as the wrong array."""
+    samples = _tag(ds, "SamplesPerPixel", path)
+    photometric = _tag(ds, "PhotometricInterpretation", path)
+    if samples not in (None, 1) or (photometric is not None and photometric not in _GREYSCALE):
+        raise DataError(f"is not greyscale (PhotometricInterpretation {photometric!r}, SamplesPerPixel "
+                        f"{samples!r}); a CT slice is MONOCHROME1/2 with one sample per pixel", path)
+    frames = _tag(ds, "NumberOfFrames", path)
+    try:
+        n_frames = 1 if frames in (None, "") else int(frames)
+    except (TypeError, ValueError):
+        raise DataError(f"NumberOfFrames {frames!r} is not a whole number", path) from None
+    if n_frames != 1:
+        raise DataError(f"holds {n_frames} frames; ctbench reads single-frame CT slices", path)
+
+
+def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
+    """The stored values, with a compressed file's missing decoder named as a pip command."""
+    syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    plugin = DECODER_PLUGINS.get(str(syntax))
+    if syntax.is_transfer_syntax and syntax.is_compressed and not _decoder_available(syntax):
+        how = f"install one: {plugin}" if plugin else "pydicom has no decoder for it"
+        raise DataError(f"is compressed as {syntax.name} and no decoder for it is installed; {how}", path)
+    try:
+        stored = ds.pixel_array
+    except Exception as exc:  # pydicom raises several types for truncated or undecodable data
+        hint = f"; if the file is intact, a fuller decoder may read it: {plugin}" if plugin else ""
+        raise DataError(f"cannot decode pixel data ({one_line(exc)}){hint}", path) from None
+    rows, columns = _tag(ds, "Rows", path), _tag(ds, "Columns", path)
+    if stored.shape != (rows, columns):
+        raise DataError(f"pixel array has shape {stored.shape}, not (Rows, Columns) = ({rows}, {columns})", path)
+    return stored
+
+
+def _decoder_available(syntax: UID) -> bool:
+    from pydicom.pixels import get_decoder
+
+    try:
+        return get_decoder(syntax).is_available
+    except NotImplementedError:  # MPEG, JPIP, unknown UIDs: pydicom has no decoder at all
+        return False
+
+
+def _to_hu(stored: np.ndarray, slope: float, intercept: float, path: Path) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, not warned
+        hu = stored.astype(np.float32) * slope + intercept
+    if not np.isfinite(hu).all():
+        raise DataError(f"RescaleSlope {slope:g} / RescaleIntercept {intercept:g} overflow float32 HU", path)
+    return hu
+

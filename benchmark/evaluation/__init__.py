@@ -1,0 +1,3 @@
+"""Turning a backbone into numbers: device and precision, input conventions, frozen
+features, metrics, profiles, training recipes and the protocols.
+"""

@@ -1,0 +1,60 @@
+"""What a protocol receives (a job's context) and returns (an outcome)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark.core.errors import JobError
+from benchmark.core.specs import CheckpointSpec, TaskSpec
+from benchmark.evaluation.accel import Accelerator
+from benchmark.evaluation.metrics import score
+from benchmark.evaluation.profiles import PROFILES, ProfileSettings
+
+if TYPE_CHECKING:  # importing slices pulls in MONAI, which a finished grid never needs
+    from benchmark.data.slices import SliceSet
+
+
+@dataclass
+class JobContext:
+    task: TaskSpec
+    checkpoint: CheckpointSpec
+    slices: "SliceSet"
+    train: np.ndarray  # row indices into ``slices``
+    val: np.ndarray
+    test: np.ndarray
+    seed: int
+    features: Callable[[], np.ndarray]  # cached frozen-backbone features, computed on first call
+    backbone: Optional[Callable[[], nn.Module]] = None  # a fresh copy of the checkpoint's model, for training
+    accel: Accelerator = field(default_factory=lambda: Accelerator(torch.device("cpu")))
+    profile: ProfileSettings = PROFILES["demo"]
+
+    def score(self, rows: np.ndarray, predictions: dict[str, np.ndarray]) -> dict[str, float]:
+        """The task's metrics on ``rows`` (validation or test), from what would be saved."""
+        return score(self.task, self.slices.labels[rows], self.slices.patient_ids[rows], predictions)
+
+    def model(self) -> nn.Module:
+        if self.backbone is None:
+            raise JobError(f"no model source given for checkpoint {self.checkpoint.name}")
+        return self.backbone()
+
+
+@dataclass
+class Outcome:
+    metrics: dict[str, float]
+    hyperparameters: dict
+    predictions: dict[str, np.ndarray]  # saved beside the result; rows aligned with JobContext.test
+    notes: dict = field(default_factory=dict)
+
+
+class Protocol:
+    name: str
+    version: str
+    kinds: frozenset[str] = frozenset()  # the task kinds it can evaluate
+    uses_features: bool = False
+
+    def run(self, ctx: JobContext) -> Outcome:
+        raise NotImplementedError

@@ -1,0 +1,96 @@
+"""``seg-linear`` and ``seg-finetune``: a U-Net decoder on the backbone's feature pyramid.
+
+The U-Net is segmentation-models-pytorch's, with a ``tu-<arch>`` encoder: timm's
+``features_only`` view of the same architecture, into which the checkpoint's weights are
+loaded (every encoder key must be filled). ``seg-linear`` is the study's linear
+evaluation for segmentation: the decoder trains on a frozen encoder, whose weights and
+BatchNorm statistics stay bit-identical. ``seg-finetune`` trains everything.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark.core.errors import JobError
+from benchmark.core.hashing import state_sha256
+from benchmark.evaluation.protocols.augment import describe as augmentation
+from benchmark.evaluation.protocols.base import JobContext, Outcome, Protocol
+from benchmark.evaluation.protocols.trainer import SliceBatches, fit, predict
+
+
+def build_unet(backbone: nn.Module, arch: str, in_channels: int, n_classes: int,
+               decoder_channels: tuple[int, ...]) -> tuple[nn.Module, dict]:
+    import segmentation_models_pytorch as smp  # imported per job type: a linear-only run never needs it
+
+    try:
+        unet = smp.Unet(encoder_name=f"tu-{arch}", encoder_weights=None, in_channels=in_channels,
+                        classes=n_classes, decoder_channels=decoder_channels)
+    except (RuntimeError, ValueError, KeyError, AttributeError) as exc:
+        raise JobError(f"architecture {arch} has no feature pyramid for a U-Net encoder ({exc})") from None
+    missing, unexpected = unet.encoder.model.load_state_dict(backbone.state_dict(), strict=False)
+    if missing:
+        raise JobError(f"the U-Net encoder of {arch} has {len(missing)} keys the checkpoint does not fill, "
+                       f"e.g. {missing[:3]}")
+    return unet, {"decoder": "smp.Unet", "encoder": f"tu-{arch}", "decoder_channels": list(decoder_channels),
+                  "unused_backbone_keys": len(unexpected)}
+
+
+class _Segmentation(Protocol):
+    kinds = frozenset({"segmentation"})
+    freeze_encoder: bool
+
+    def run(self, ctx: JobContext) -> Outcome:
+        task, recipe = ctx.task, ctx.profile.training(ctx.task.training)
+        unet, record = build_unet(ctx.model(), ctx.checkpoint.arch, ctx.checkpoint.input.channels,
+                                  len(task.class_names), ctx.profile.decoder_channels)
+        encoder_before = state_sha256(unet.encoder)
+        if self.freeze_encoder:
+            unet.encoder.requires_grad_(False)
+        model = ctx.accel.prepare(unet)
+        data = SliceBatches(ctx.slices.images, ctx.slices.labels, ctx.checkpoint, ctx.accel, segmentation=True)
+        loss_fn = _loss(recipe.class_weights, recipe.dice_loss, ctx.accel.device)
+        batch = ctx.profile.batch_size
+
+        def masks(rows: np.ndarray) -> dict[str, np.ndarray]:
+            return {"masks": predict(model, data, rows, batch, lambda logits: logits.argmax(1).to(torch.uint8))}
+
+        def validate(m: nn.Module) -> float:
+            return ctx.score(ctx.val, masks(ctx.val))[task.main_metric]
+
+        log = fit(model, loss_fn, data, ctx.train, recipe, ctx.seed, validate,
+                  frozen=unet.encoder if self.freeze_encoder else None, higher_is_better=task.higher_is_better)
+        encoder_after = state_sha256(unet.encoder)
+        if self.freeze_encoder and encoder_after != encoder_before:
+            raise JobError(f"{self.name} changed its frozen encoder (sha256 {encoder_before[:12]} -> "
+                           f"{encoder_after[:12]}): a bug, please report it")
+        predictions = masks(ctx.test)
+        return Outcome(ctx.score(ctx.test, predictions),
+                       {"recipe": recipe.model_dump(mode="json"), "augmentation": augmentation(),
+                        "encoder_frozen": self.freeze_encoder, "encoder_sha256": {"before": encoder_before,
+                                                                                  "after": encoder_after}, **record,
+                        "loss": "weighted_cross_entropy" + ("+dice" if recipe.dice_loss else ""), **log.as_dict()},
+                       predictions)
+
+
+def _loss(class_weights: list[float] | None, dice: bool, device: torch.device):
+    weights = torch.tensor(class_weights, device=device) if class_weights else None
+    cross_entropy = nn.CrossEntropyLoss(weight=weights)
+    if not dice:
+        return cross_entropy
+    from segmentation_models_pytorch.losses import DiceLoss
+
+    dice_loss = DiceLoss(mode="multiclass", from_logits=True)
+    return lambda logits, y: cross_entropy(logits, y) + dice_loss(logits, y)
+
+
+class SegLinear(_Segmentation):
+    name = "seg-linear"
+    version = "1"
+    freeze_encoder = True
+
+
+class SegFinetune(_Segmentation):
+    name = "seg-finetune"
+    version = "1"
+    freeze_encoder = False

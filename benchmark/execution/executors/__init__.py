@@ -1,0 +1,37 @@
+"""Executors hand the pending jobs of a grid to the engine that runs them.
+
+- ``local``: this process (``--jobs 1``) or a pool of N worker processes, one GPU each;
+- ``submitit-local``: submitit's LocalExecutor, the SLURM code path in local subprocesses;
+- ``slurm``: submitit's AutoExecutor, one job array on the cluster.
+
+All of them run the same worker loop (``benchmark.execution.worker``) over the same job ids and
+store, so they compute the same numbers; none schedules anything itself beyond chunking.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from benchmark.core.errors import ConfigError
+from benchmark.core.specs import CheckpointSpec, RunSpec
+from benchmark.core.workdir import Workdir
+from benchmark.execution.executors.local import InProcess, WorkerPool
+from benchmark.execution.executors.options import EXECUTORS, ExecOptions, SlurmOptions
+from benchmark.execution.executors.submitit_executor import SubmititExecutor
+from benchmark.execution.worker import WorkerReport
+from benchmark.results.job import Job
+
+
+class Executor(Protocol):
+    def run(self, pending: list[Job], spec: RunSpec, workdir: Workdir, checkpoints: dict[str, CheckpointSpec],
+            log) -> WorkerReport: ...
+
+
+def executor_for(options: ExecOptions) -> Executor:
+    if options.executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {options.executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if options.executor == "local":
+        return InProcess(options) if options.jobs == 1 else WorkerPool(options)
+    return SubmititExecutor(options)
+
+
+__all__ = ["EXECUTORS", "ExecOptions", "Executor", "SlurmOptions", "executor_for"]

@@ -1,0 +1,227 @@
+"""One job in this process: its task's slices and split, its label budget, its protocol, its result.
+
+Workers (``benchmark.execution.worker``) hold one ``JobRunner`` and walk a sorted job list, so
+each task's data and each checkpoint x task's frozen features are read once per worker.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from benchmark.catalog.registries import task_registry
+from benchmark.core.specs import CheckpointSpec, RunSpec
+from benchmark.core.workdir import Workdir
+from benchmark.data.splits import MANIFEST_VERSION, Manifest, indices_for, make_budget, make_split
+from benchmark.data.task import Task, resolve_data_root
+from benchmark.evaluation.accel import Accelerator, pick_device, seed_everything
+from benchmark.evaluation.profiles import PROFILES, ProfileSettings
+from benchmark.evaluation.protocols import PROTOCOLS, JobContext, Protocol
+from benchmark.execution.jobstate import worker_id
+from benchmark.results import provenance
+from benchmark.results.job import Job
+from benchmark.results.store import ResultStore
+
+if TYPE_CHECKING:
+    from benchmark.data.slices import SliceSet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskData:
+    task: Task
+    root: Path
+    slices: "SliceSet"
+    split: Manifest
+    test: np.ndarray
+
+
+def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSettings) -> TaskData:
+    from benchmark.data.slices import load_slices  # MONAI takes seconds to import; a finished grid never needs it
+
+    root = resolve_data_root(task, spec.data_roots, workdir.data)
+    task = task.bind(root)
+    fingerprint = task.fingerprint(root)
+    prep = profile.preprocessing(task.spec.preprocessing)
+    slices = load_slices(task, root, prep, workdir.slices, fingerprint)
+    split_dir = workdir.splits / f"{task.spec.name}@{task.spec.version}" / f"{fingerprint[:16]}-m{MANIFEST_VERSION}"
+    split_path = split_dir / "split.json"
+    split = make_split(task.spec.name, task.spec.version, fingerprint, slices.patient_ids, slices.labels, split_path,
+                       slices.official)
+    return TaskData(task, root, slices, split, indices_for(slices.patient_ids, split.payload["test_patients"]))
+
+
+class CheckpointModel:
+    """A checkpoint's model, read from its file once per run and handed out as fresh copies,
+    so that a job that trains never starts from another job's weights."""
+
+    def __init__(self, spec: CheckpointSpec):
+        self.spec = spec
+        self._model = None
+        self.load_record: dict | None = None  # how the checkpoint file was mapped onto the model
+
+    def fresh(self) -> torch.nn.Module:
+        """Building the timm model draws from torch's generator; forking it keeps a job's seeded
+        stream the same whether or not an earlier job already loaded the checkpoint."""
+        if self._model is None:
+            from benchmark.models.load import load_backbone
+
+            with torch.random.fork_rng(devices=[]):
+                self._model = load_backbone(self.spec)
+            self.load_record = self._model.ctbench_load
+        return copy.deepcopy(self._model)
+
+
+class LazyFeatures:
+    """Frozen features for one checkpoint x task, computed (or loaded) on first call, so
+    protocols that train end to end never pay for them."""
+
+    def __init__(self, model: CheckpointModel, data: TaskData, workdir: Workdir, accel: Accelerator,
+                 profile: ProfileSettings):
+        from benchmark.evaluation.features import (
+            feature_cache_key,  # the features module imports MONAI: only when a job runs
+        )
+
+        self._model, self._data = model, data
+        self._accel, self._batch_size = accel, profile.batch_size
+        prep = profile.preprocessing(data.task.spec.preprocessing)
+        self.cache_key = feature_cache_key(model.spec, data.task.spec.name, data.task.spec.version,
+                                           data.split.sha256, prep, accel.precision)
+        self._path = workdir.features / f"{self.cache_key}.npz"
+        self.owner = (model.spec.name, data.task.spec.name)
+        self._value: np.ndarray | None = None
+
+    def __call__(self) -> np.ndarray:
+        from benchmark.evaluation.features import cached_features
+
+        if self._value is None:
+            self._value, record = cached_features(self._path, self._data.slices, self._extract)
+            self._model.load_record = self._model.load_record or record
+        return self._value
+
+    def _extract(self) -> tuple[np.ndarray, dict]:
+        from benchmark.evaluation.features import extract
+
+        features = extract(self._model.fresh(), self._data.slices, self._model.spec, self._accel, self._batch_size)
+        return features, self._model.load_record
+
+
+class JobRunner:
+    """Runs single jobs in this process. It holds one task's data and one checkpoint x task's
+    features at a time, so a worker walking a sorted job list reads each once."""
+
+    def __init__(self, spec: RunSpec, workdir: Workdir, checkpoints: dict[str, CheckpointSpec]):
+        self.spec, self.workdir, self.checkpoints = spec, workdir, checkpoints
+        self.accel = Accelerator.create(pick_device(spec.device), spec.precision, spec.compile)
+        self.profile = PROFILES[spec.profile]
+        self.store = ResultStore(workdir.results)
+        self._data: TaskData | None = None
+        self._models: dict[str, CheckpointModel] = {}
+        self._features: LazyFeatures | None = None
+
+    def prepare(self, job: Job) -> TaskData:
+        """The job's task data; a CTBenchError here is bad input, not a failed job."""
+        if self._data is None or self._data.task.spec.name != job.task:
+            self._data, self._features = None, None
+            self._data = prepare_task(task_registry().get(job.task), self.spec, self.workdir, self.profile)
+        return self._data
+
+    def _model(self, name: str) -> CheckpointModel:
+        if name not in self._models:
+            self._models[name] = CheckpointModel(self.checkpoints[name])
+        return self._models[name]
+
+    def _features_for(self, model: CheckpointModel, data: TaskData) -> LazyFeatures:
+        if self._features is None or self._features.owner != (model.spec.name, data.task.spec.name):
+            self._features = LazyFeatures(model, data, self.workdir, self.accel, self.profile)
+        return self._features
+
+    def run(self, job: Job) -> Path:
+        """Evaluate one job and store its result; raises whatever the job raises."""
+        started = time.perf_counter()
+        data, model = self.prepare(job), self._model(job.checkpoint)
+        features = self._features_for(model, data)
+        budget = _budget(job, data)
+        ctx = JobContext(task=data.task.spec, checkpoint=model.spec, slices=data.slices,
+                         train=indices_for(data.slices.patient_ids, budget.payload["train_patients"]),
+                         val=indices_for(data.slices.patient_ids, budget.payload["val_patients"]),
+                         test=data.test, seed=job.seed, features=features, backbone=model.fresh, accel=self.accel,
+                         profile=self.profile)
+        log.info("%s: %d train, %d val, %d test cases (budget %s); device %s, %s, %d CPU thread(s)", job.protocol,
+                 len(ctx.train), len(ctx.val), len(ctx.test), budget.path, self.accel.device, self.accel.precision,
+                 torch.get_num_threads())
+        seed_everything(job.seed)
+        protocol: Protocol = PROTOCOLS.get(job.protocol)
+        outcome = protocol.run(ctx)
+        wall_time = time.perf_counter() - started
+        log.info("%s = %s in %.1f s", data.task.spec.main_metric, outcome.metrics[data.task.spec.main_metric], wall_time)
+        result = _result_payload(job, self.spec, data, model, budget, ctx, outcome, protocol, features, self.accel,
+                                 self.profile, wall_time=wall_time)
+        return self.store.write(job, result, {
+            "case_ids": data.slices.case_ids[ctx.test],
+            "patient_ids": data.slices.patient_ids[ctx.test],
+            "y_true": data.slices.labels[ctx.test],
+            **{name: _compact(array) for name, array in outcome.predictions.items()},
+        })
+
+
+def _compact(predictions: np.ndarray) -> np.ndarray:
+    """Probabilities as float32 (metrics do not need float64); label maps keep their dtype."""
+    return predictions.astype(np.float32) if np.issubdtype(predictions.dtype, np.floating) else predictions
+
+
+def _budget(job: Job, data: TaskData) -> Manifest:
+    folder = data.split.path.parent / f"seed{job.seed}"
+    return make_budget(data.split, job.seed, job.scale, data.slices.patient_ids, folder / f"scale-{job.scale:g}.json")
+
+
+def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointModel, budget: Manifest,
+                    ctx: JobContext, outcome, protocol: Protocol, features: LazyFeatures, accel: Accelerator,
+                    profile: ProfileSettings, wall_time: float) -> dict:
+    task, checkpoint = data.task.spec, model.spec
+    return {
+        "job": job.as_dict(),
+        "run_spec": spec.model_dump(mode="json"),
+        "task": task.model_dump(mode="json"),
+        "checkpoint": checkpoint.model_dump(mode="json"),
+        "protocol": {"name": protocol.name, "version": protocol.version},
+        "main_metric": {"name": task.main_metric, "value": outcome.metrics[task.main_metric],
+                        "higher_is_better": task.higher_is_better},
+        "metrics": outcome.metrics,
+        "hyperparameters": outcome.hyperparameters,
+        "counts": {
+            "train_cases": int(len(ctx.train)), "val_cases": int(len(ctx.val)), "test_cases": int(len(ctx.test)),
+            # a step-budgeted training job may present fewer cases than its budget holds
+            "train_cases_seen": int(outcome.hyperparameters.get("train_cases_seen", len(ctx.train))),
+            "train_patients": int(len(budget.payload["train_patients"])),
+            "val_patients": int(len(budget.payload["val_patients"])),
+            "test_patients": int(data.split.payload["counts"]["test_patients"]),
+        },
+        "splits": {
+            "split_sha256": data.split.sha256, "budget_sha256": budget.sha256,
+            "split_manifest": str(data.split.path), "budget_manifest": str(budget.path),
+            "budget_floored": budget.payload["floored"],
+        },
+        "preprocessing": profile.preprocessing(task.preprocessing).model_dump(mode="json"),
+        "feature_cache_key": features.cache_key if protocol.uses_features else None,
+        "checkpoint_load": model.load_record,
+        "predictions_file": f"{job.job_id}.predictions.npz",
+        "provenance": {
+            **provenance.collect(accel, batch_size=profile.batch_size),
+            "checkpoint_sha256": checkpoint.sha256,
+            "task_version": task.version,
+            "split_sha256": data.split.sha256,
+            "data_root": str(data.root),
+            "wall_time_s": round(wall_time, 3),
+            "worker": worker_id(),
+        },
+    }
+
+

@@ -1,0 +1,1 @@
+"""Backbones and checkpoint files: timm model creation, and one adapter per checkpoint format."""

@@ -1,0 +1,210 @@
+"""Load any supported checkpoint onto its model, or report exactly how it fails to fit."""
+from __future__ import annotations
+
+import inspect as pyinspect
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from benchmark.core.errors import CheckpointError
+from benchmark.core.hashing import file_sha256
+from benchmark.models.formats import (
+    lightly_ssl,
+    radimagenet,
+    radiologynet,
+    solo_learn,
+    study,
+    timm_dict,
+    torchvision_dict,
+)
+from benchmark.models.formats.base import Extracted
+from benchmark.models.formats.detect import detect_format
+from benchmark.models.formats.keys import KeyReport, compare, infer_resnet, non_finite, parameter_count, shorten
+from benchmark.models.formats.safe_load import read_object
+
+ADAPTERS = {
+    "timm": timm_dict.extract,
+    "safetensors": timm_dict.extract,
+    "torchvision": torchvision_dict.extract,
+    "solo-learn": solo_learn.extract,
+    "lightly": lightly_ssl.extract,
+    "study": study.extract,
+    "radimagenet": radimagenet.extract,
+    "radiologynet": radiologynet.extract,
+}
+IMAGENET_INPUT = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "channel_order": "RGB"}
+FORMAT_INPUT = {"radimagenet": {"mean": radimagenet.INPUT_MEAN, "std": radimagenet.INPUT_STD, "channel_order": "BGR"}}
+
+
+@dataclass
+class Prepared:
+    """A file mapped onto a (not yet loaded) model: everything inspect reports and load checks."""
+
+    path: Path
+    format: str
+    format_reason: str
+    arch: str
+    arch_source: str
+    model: nn.Module
+    state: dict[str, torch.Tensor]
+    report: KeyReport
+    input_conv: dict
+    non_finite: list[str]
+    method: str = ""
+    notes: list[str] = field(default_factory=list)
+    arch_conflict: str | None = None
+
+    def summary(self) -> dict:
+        """JSON-ready record of how the file was loaded (provenance)."""
+        return {"path": str(self.path), "format": self.format, "format_reason": self.format_reason,
+                "arch": self.arch, "arch_source": self.arch_source, "arch_conflict": self.arch_conflict,
+                "method": self.method,
+                "keys": self.report.as_dict(), "input_conv": dict(self.input_conv),
+                "input_hint": {k: list(v) if isinstance(v, tuple) else v
+                               for k, v in FORMAT_INPUT.get(self.format, IMAGENET_INPUT).items()}, "notes": list(self.notes)}
+
+
+def prepare(path: Path | str, arch: str | None = None, fmt: str | None = None,
+            in_chans: int | None = None) -> Prepared:
+    """Read ``path`` safely and map it onto ``arch``; mismatches are reported, not raised."""
+    path = Path(path)
+    obj, notes = read_object(path)
+    if fmt is None:
+        fmt, reason = detect_format(path, obj)
+    else:
+        reason = "given explicitly"
+    if fmt not in ADAPTERS:
+        raise CheckpointError(f"unknown checkpoint format {fmt!r}; known: {', '.join(ADAPTERS)}", path)
+    extracted = ADAPTERS[fmt](obj, path)
+    arch, arch_source, conflict = _architecture(path, arch, extracted)
+    file_chans = _first_conv_channels(extracted, arch)
+    model = _build(extracted.family, arch, in_chans or file_chans or 3, path)
+    report, kept, input_conv = match(extracted, model)
+    return Prepared(path=path, format=fmt, format_reason=reason, arch=arch, arch_source=arch_source, model=model,
+                    state=kept, report=report, input_conv=input_conv, non_finite=non_finite(kept),
+                    method=extracted.method, notes=notes + extracted.notes, arch_conflict=conflict)
+
+
+def match(extracted: Extracted, model: nn.Module) -> tuple[KeyReport, dict[str, torch.Tensor], dict]:
+    """How an adapter's tensors fit ``model``: the key report, the tensors to load (the model's and the
+    format's head keys taken out), and the input-conv record. Raises nothing for keys that do not fit."""
+    expected = model.state_dict()
+    state, input_conv = _adapt_input_conv(extracted.state, model, expected)
+    report, kept = compare(state, expected, _head_prefixes(model) + extracted.head_prefixes)
+    report.dropped = dict(extracted.dropped)
+    return report, kept, input_conv
+
+
+def load_checkpoint(path: Path | str, arch: str | None = None, fmt: str | None = None,
+                    in_chans: int | None = None) -> Prepared:
+    """Like :func:`prepare`, but every mismatch or non-finite weight is a CheckpointError; the model is loaded, eval()."""
+    prepared = prepare(path, arch, fmt, in_chans)
+    target = f"{prepared.arch} ({prepared.format})"
+    if prepared.arch_conflict:
+        raise CheckpointError(prepared.arch_conflict, prepared.path)
+    if not prepared.report.ok:
+        looks = infer_resnet(prepared.state) if prepared.model.__class__.__name__ != "RadImageNetResNet50" else None
+        hint = f"; the file's keys look like {looks}" if looks and looks != prepared.arch else ""
+        raise CheckpointError(prepared.report.problem(target) + hint, prepared.path)
+    if prepared.non_finite:
+        raise CheckpointError(f"non-finite (NaN/Inf) weights in {len(prepared.non_finite)} tensors "
+                              f"{shorten(prepared.non_finite, 10)}", prepared.path)
+    prepared.model.load_state_dict(prepared.state, strict=True)
+    prepared.model.eval()
+    return prepared
+
+
+def inspect_checkpoint(path: Path | str, arch: str | None = None, fmt: str | None = None) -> dict:
+    """A JSON-ready report on ``path``; raises only for unreadable or unsafe files (or an unknowable arch)."""
+    prepared = prepare(path, arch, fmt)
+    summary = prepared.summary()
+    summary.update(sha256=file_sha256(prepared.path), parameters=parameter_count(prepared.state),
+                   model_parameters=sum(p.numel() for p in prepared.model.parameters()),
+                   finite=not prepared.non_finite, non_finite=list(prepared.non_finite),
+                   input_channels=prepared.input_conv.get("file_channels"), ok=prepared.report.ok
+                   and not prepared.non_finite and not prepared.arch_conflict)
+    return summary
+
+
+def _architecture(path: Path, arch: str | None, extracted: Extracted) -> tuple[str, str, str | None]:
+    """The architecture, where it came from, and a conflict between the given one and the file's own record."""
+    if arch:
+        conflict = None
+        if extracted.arch and extracted.arch != arch and not (extracted.family == "radimagenet"
+                                                              and arch == "radimagenet_resnet50"):
+            conflict = f"{extracted.arch_source} means timm {extracted.arch}, but the architecture given is {arch}"
+        return arch, "given", conflict
+    if extracted.arch:
+        return extracted.arch, extracted.arch_source, None
+    inferred = infer_resnet(extracted.state) if extracted.family == "timm" else None
+    if inferred:
+        return inferred, "inferred from key names and shapes", None
+    raise CheckpointError("cannot tell the architecture from the keys; name it (--arch, a timm model name)", path)
+
+
+def _first_conv_channels(extracted: Extracted, arch: str) -> int | None:
+    first = "conv1"
+    if extracted.family == "timm":
+        try:
+            import timm
+
+            cfg = timm.models.get_pretrained_cfg(arch)
+            first = (cfg.first_conv if cfg is not None and cfg.first_conv else first)
+        except Exception:  # noqa: BLE001 - unknown names fail later, with a clear message
+            pass
+    names = [first] if isinstance(first, str) else list(first)
+    weight = next((extracted.state[f"{n}.weight"] for n in names if f"{n}.weight" in extracted.state), None)
+    return int(weight.shape[1]) if weight is not None and weight.ndim == 4 else None
+
+
+def _build(family: str, arch: str, in_chans: int, path: Path) -> nn.Module:
+    if family == "radimagenet":
+        if arch not in ("resnet50", "radimagenet_resnet50"):
+            raise CheckpointError(f"the RadImageNet port is a ResNet50, not {arch}", path)
+        return radimagenet.RadImageNetResNet50(in_chans=in_chans)
+    from benchmark.models.backbones import create_backbone
+
+    try:
+        return create_backbone(arch, in_chans)
+    except CheckpointError as exc:
+        raise CheckpointError(str(exc), path) from None
+
+
+def _head_prefixes(model: nn.Module) -> tuple[str, ...]:
+    classifier = getattr(model, "pretrained_cfg", {}).get("classifier") or ()
+    return (classifier,) if isinstance(classifier, str) else tuple(classifier)
+
+
+def _first_conv_key(model: nn.Module, expected: dict) -> str | None:
+    first = getattr(model, "pretrained_cfg", {}).get("first_conv")
+    names = [first] if isinstance(first, str) else list(first or [])
+    return next((f"{n}.weight" for n in names if f"{n}.weight" in expected), None)
+
+
+def _adapt_input_conv(state: dict[str, torch.Tensor], model: nn.Module,
+                      expected: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Map a 1-channel stem onto 3-channel input or back with timm's adapt_input_conv, and say so."""
+    key = _first_conv_key(model, expected)
+    if key is None or key not in state or state[key].ndim != 4 or expected[key].ndim != 4:
+        return state, {"key": key, "file_channels": None, "model_channels": None, "adapted": False}
+    have, want = int(state[key].shape[1]), int(expected[key].shape[1])
+    record = {"key": key, "file_channels": have, "model_channels": want, "adapted": have != want}
+    if have == want or state[key].shape[0] != expected[key].shape[0]:
+        record["adapted"] = False
+        return state, record
+    from timm.models import adapt_input_conv
+
+    weight = state[key]
+    if "base_chans" in pyinspect.signature(adapt_input_conv).parameters:
+        new = adapt_input_conv(want, weight, base_chans=have)
+    elif want == 1:
+        new = adapt_input_conv(want, weight)
+    elif have == 1:  # older timm: same rule by hand (repeat the channel, scale by 1/want)
+        new = weight.repeat(1, want, 1, 1) / want
+    else:
+        new = adapt_input_conv(want, weight)
+    record["how"] = ("summed over the file's input channels" if want == 1 else
+                     f"repeated to {want} channels and scaled by {have}/{want}")
+    return {**state, key: new}, record

@@ -1,0 +1,1 @@
+"""The result of one job: its identity, the stored JSON and predictions, provenance and rescoring."""
