@@ -6,7 +6,7 @@ EXAMPLE := examples/ctbench-example-plugin
 # Worker processes for `make demo`: one per core, at most 4 (each holds its own torch).
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: demo test bench install install-test example-plugin
+.PHONY: demo test lint bench install install-test example-plugin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,15 @@ demo: install
 
 # pytest-xdist: one test process per core (at most 4); whole files stay on one process, so a
 # file's module fixtures are built once. Tests run one torch thread each, so this is ~1.5x on 2 cores.
-test: install-test
+test: install-test lint
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 	$(MAKE) example-plugin
+
+# The architecture's contracts: ruff (pyflakes, bugbear, import order, absolute imports) and
+# import-linter (the layer order and no import cycles; pyproject.toml [tool.importlinter]).
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # The out-of-tree plugin path, as a plugin author's user meets it: install the example
 # package, see its task listed from its entry point, and run it on a small DICOM folder.

@@ -14,11 +14,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from benchmark.core.errors import DataError
-from benchmark.core.specs import Preprocessing, TaskSpec, Window
-from benchmark.data.readers.dicom import iter_dicom_files, read_ct_slice, read_header
-from benchmark.data.task import Case, Task
-from benchmark.evaluation.recipes import study_recipe
+from benchmark.api import (
+    Case,
+    DataError,
+    Preprocessing,
+    Task,
+    TaskSpec,
+    Window,
+    iter_dicom_files,
+    read_ct_slice,
+    read_header,
+    study_recipe,
+)
 
 CLASSES = {"CHEST": "chest", "ABDOMEN": "abdomen"}
 
