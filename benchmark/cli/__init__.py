@@ -1,4 +1,2 @@
-"""The ``ctbench`` command line: one module per command, each with its parser beside its handler."""
-from benchmark.cli.main import main
-
-__all__ = ["main"]
+"""The ``ctbench`` command line (``benchmark.cli.main``): one module per command, each with its parser
+beside its handler."""
