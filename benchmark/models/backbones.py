@@ -1,7 +1,9 @@
 """Backbones come from timm, built without a classifier; weights are written as safetensors.
 
 This is the lowest model layer: checkpoint formats build their models here, and nothing here
-reads a checkpoint file (that is ``benchmark.models.load``).
+reads a checkpoint file (that is ``benchmark.models.load``). Architectures ctbench adds to timm
+(the RadImageNet ResNet50 port, ``radimagenet_resnet50``) are registered by importing their module
+here, so every model is made by ``timm.create_model``.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from torch import nn
 
 from benchmark.core.atomic import atomic_open
 from benchmark.core.errors import CheckpointError
+from benchmark.models import radimagenet_resnet  # noqa: F401 - registers radimagenet_resnet50 with timm
 
 
 def create_backbone(arch: str, in_chans: int = 3) -> nn.Module:

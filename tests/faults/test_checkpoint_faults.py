@@ -29,7 +29,7 @@ import torch
 
 from benchmark.cli import main as cli
 from benchmark.core.errors import EXIT_BAD_CHECKPOINT, CheckpointError
-from benchmark.models.formats import ADAPTERS, detect_format, inspect_checkpoint, load_checkpoint, read_object
+from benchmark.models.formats import CHECKPOINT_FORMATS, detect_format, inspect_checkpoint, load_checkpoint, read_object
 from benchmark.models.formats.keys import SHOWN
 from tests.cli_helpers import run_cli
 from tests.fixtures import checkpoints as fx
@@ -287,7 +287,7 @@ def test_malicious_file_is_refused_by_every_entry_point_and_format(hostile, kind
     marker, files = hostile
     path = files[kind]
     calls = [lambda: detect_format(path), lambda: inspect_checkpoint(path)]
-    calls += [lambda fmt=fmt: load_checkpoint(path, arch="resnet18", fmt=fmt) for fmt in ADAPTERS]
+    calls += [lambda fmt=fmt: load_checkpoint(path, arch="resnet18", fmt=fmt) for fmt in CHECKPOINT_FORMATS]
     for call in calls:
         message = refusal(call)
         assert "refused" in message or "not a readable safetensors file" in message

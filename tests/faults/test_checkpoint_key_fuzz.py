@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from benchmark.core.errors import CheckpointError
 from benchmark.models.backbones import create_backbone
-from benchmark.models.formats import ADAPTERS, detect_format, timm_dict
+from benchmark.models.formats import CHECKPOINT_FORMATS, detect_format, timm_dict
 from benchmark.models.formats.keys import (
     PREFIXES,
     SHOWN,
@@ -162,7 +162,7 @@ def test_known_layouts_map_exactly_or_fail_naming_keys(case):
     if kept or strays:
         assert detect_format(PATH, obj)[0] == fmt
     try:
-        extracted = ADAPTERS[fmt](obj, PATH)
+        extracted = CHECKPOINT_FORMATS[fmt].extract(obj, PATH)
     except CheckpointError as error:
         message = assert_names_file(error)
         assert twice or not (kept or strays), message  # only a doubled weight or an empty backbone may refuse
@@ -211,16 +211,16 @@ def any_files(draw):
     return obj
 
 
-@given(any_files(), st.sampled_from(sorted(ADAPTERS)))
+@given(any_files(), st.sampled_from(sorted(CHECKPOINT_FORMATS)))
 def test_any_dict_under_any_format_maps_or_fails_with_a_checkpoint_error(obj, fmt):
     """The other exceptions (KeyError, IndexError, TypeError...) would reach the user as a traceback."""
     try:
         detected, reason = detect_format(PATH, obj)
-        assert detected in ADAPTERS and reason
-        extracted = ADAPTERS[fmt](obj, PATH)
+        assert detected in CHECKPOINT_FORMATS and reason
+        extracted = CHECKPOINT_FORMATS[fmt].extract(obj, PATH)
         infer_resnet(extracted.state)
         non_finite(extracted.state)
-        if extracted.family == "timm":
+        if CHECKPOINT_FORMATS[fmt].timm_model is None:  # keys for a timm ResNet, not a port of its own
             report, _, _ = match(extracted, target())
             assert "\n" not in report.problem("resnet18")
     except CheckpointError as error:

@@ -1,16 +1,15 @@
-"""Which format a file is in, and why: every answer names the evidence."""
+"""Which format a file is in, and why: every answer names the evidence.
+
+The evidence is each format's own (:class:`~.base.Rule` in its module); the rules run in one global
+order, kept in :mod:`.registry`, and the last one (timm's) accepts any file.
+"""
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Mapping
 
-from benchmark.models.formats.keys import strip_wrappers, unwrap
-from benchmark.models.formats.lightly_ssl import is_sequential
-from benchmark.models.formats.radimagenet import is_radimagenet
-from benchmark.models.formats.safe_load import is_safetensors, read_object
-
-LIGHTNING_MARKERS = ("pytorch-lightning_version", "optimizer_states", "lr_schedulers", "loops")
+from benchmark.models.formats.base import Evidence
+from benchmark.models.formats.registry import DETECTION_RULES
+from benchmark.models.formats.safe_load import read_object
 
 
 def detect_format(path: Path | str, obj: object = None) -> tuple[str, str]:
@@ -18,28 +17,9 @@ def detect_format(path: Path | str, obj: object = None) -> tuple[str, str]:
     path = Path(path)
     if obj is None:
         obj, _ = read_object(path)
-    top = obj if isinstance(obj, Mapping) else {}
-    if isinstance(top.get("model_state"), Mapping):
-        return "radiologynet", "top-level 'model_state' dict (RadiologyNET's training script)"
-    if path.name == "exported_last.pt":
-        return "lightly", "file name exported_last.pt (LightlyTrain's torchvision export)"
-    inner = unwrap(obj)
-    keys = [strip_wrappers(str(k)) for k in inner] if isinstance(inner, Mapping) else []
-    prefix = next((p for p in ("backbone.", "encoder.") if any(k.startswith(p) for k in keys)), None)
-    args_json = (path.parent / "args.json").is_file()
-    if is_sequential(keys):
-        return "lightly", "backbone.<index>.* keys (lightly's nn.Sequential of ResNet children)"
-    if prefix and args_json:
-        return "solo-learn", f"args.json beside it and {prefix}* keys"
-    if prefix == "backbone." and (any(m in top for m in LIGHTNING_MARKERS)
-                                  or any(re.match(r"(momentum_backbone|projector)\.", k) for k in keys)):
-        return "solo-learn", "Lightning checkpoint with backbone.*/projector.* keys (no args.json beside it)"
-    if prefix == "encoder." and any(k.startswith("head.") for k in keys):
-        return "study", "encoder.* keys with a head.* classifier (the study's finetuned encoders)"
-    if prefix == "encoder." and any(m in top for m in LIGHTNING_MARKERS):
-        return "solo-learn", "Lightning checkpoint with older solo-learn encoder.* keys (no args.json beside it)"
-    if is_radimagenet(keys):
-        return "radimagenet", "biased convolutions (conv1.bias, layer1.0.conv1.bias): the Keras-converted RadImageNet ResNet50"
-    if is_safetensors(path):
-        return "safetensors", "safetensors file; keys taken as timm names"
-    return "timm", "plain state dict; keys taken as timm names (timm and torchvision ResNets share them)"
+    evidence = Evidence(path, obj)
+    for rule, fmt in DETECTION_RULES:
+        reason = rule.check(evidence)
+        if reason:
+            return fmt.name, reason
+    raise AssertionError("the timm format's last detection rule accepts every file")

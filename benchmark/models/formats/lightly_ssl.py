@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from benchmark.models.formats.base import Extracted
+from benchmark.models.formats.base import Evidence, Extracted, Format, Rule
 from benchmark.models.formats.keys import split_prefix, tensor_dict, unwrap
 
 SEQUENTIAL_TO_TIMM = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
@@ -34,3 +34,16 @@ def extract(obj: object, path: Path) -> Extracted:
         name = SEQUENTIAL_TO_TIMM.get(index)
         mapped[f"{name}.{tail}" if name else f"backbone.{key}"] = value  # unknown indices stay visible
     return Extracted(mapped, dropped=rest, notes=["lightly Sequential indices mapped to torchvision/timm names"])
+
+
+def _exported(evidence: Evidence) -> str | None:
+    if evidence.path.name == "exported_last.pt":
+        return "file name exported_last.pt (LightlyTrain's torchvision export)"
+    return None
+
+
+def _sequential(evidence: Evidence) -> str | None:
+    return "backbone.<index>.* keys (lightly's nn.Sequential of ResNet children)" if is_sequential(evidence.keys) else None
+
+
+FORMAT = Format("lightly", extract, rules=(Rule(20, _exported), Rule(30, _sequential)))

@@ -5,37 +5,19 @@ import inspect as pyinspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import timm
 import torch
+from timm.models import adapt_input_conv
 from torch import nn
 
 from benchmark.core.errors import CheckpointError
 from benchmark.core.hashing import file_sha256
-from benchmark.models.formats import (
-    lightly_ssl,
-    radimagenet,
-    radiologynet,
-    solo_learn,
-    study,
-    timm_dict,
-    torchvision_dict,
-)
-from benchmark.models.formats.base import Extracted
+from benchmark.models.backbones import create_backbone
+from benchmark.models.formats.base import Extracted, Format
 from benchmark.models.formats.detect import detect_format
 from benchmark.models.formats.keys import KeyReport, compare, infer_resnet, non_finite, parameter_count, shorten
+from benchmark.models.formats.registry import CHECKPOINT_FORMATS, get_format
 from benchmark.models.formats.safe_load import read_object
-
-ADAPTERS = {
-    "timm": timm_dict.extract,
-    "safetensors": timm_dict.extract,
-    "torchvision": torchvision_dict.extract,
-    "solo-learn": solo_learn.extract,
-    "lightly": lightly_ssl.extract,
-    "study": study.extract,
-    "radimagenet": radimagenet.extract,
-    "radiologynet": radiologynet.extract,
-}
-IMAGENET_INPUT = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "channel_order": "RGB"}
-FORMAT_INPUT = {"radimagenet": {"mean": radimagenet.INPUT_MEAN, "std": radimagenet.INPUT_STD, "channel_order": "BGR"}}
 
 
 @dataclass
@@ -62,8 +44,7 @@ class Prepared:
                 "arch": self.arch, "arch_source": self.arch_source, "arch_conflict": self.arch_conflict,
                 "method": self.method,
                 "keys": self.report.as_dict(), "input_conv": dict(self.input_conv),
-                "input_hint": {k: list(v) if isinstance(v, tuple) else v
-                               for k, v in FORMAT_INPUT.get(self.format, IMAGENET_INPUT).items()}, "notes": list(self.notes)}
+                "input_hint": CHECKPOINT_FORMATS[self.format].hint(), "notes": list(self.notes)}
 
 
 def prepare(path: Path | str, arch: str | None = None, fmt: str | None = None,
@@ -75,12 +56,12 @@ def prepare(path: Path | str, arch: str | None = None, fmt: str | None = None,
         fmt, reason = detect_format(path, obj)
     else:
         reason = "given explicitly"
-    if fmt not in ADAPTERS:
-        raise CheckpointError(f"unknown checkpoint format {fmt!r}; known: {', '.join(ADAPTERS)}", path)
-    extracted = ADAPTERS[fmt](obj, path)
-    arch, arch_source, conflict = _architecture(path, arch, extracted)
-    file_chans = _first_conv_channels(extracted, arch)
-    model = _build(extracted.family, arch, in_chans or file_chans or 3, path)
+    form = get_format(fmt, path)
+    extracted = form.extract(obj, path)
+    arch, arch_source, conflict = _architecture(path, arch, extracted, form)
+    model_name = form.model_name(arch, path)
+    file_chans = _first_conv_channels(extracted, model_name)
+    model = _build(model_name, in_chans or file_chans or 3, path)
     report, kept, input_conv = match(extracted, model)
     return Prepared(path=path, format=fmt, format_reason=reason, arch=arch, arch_source=arch_source, model=model,
                     state=kept, report=report, input_conv=input_conv, non_finite=non_finite(kept),
@@ -105,7 +86,7 @@ def load_checkpoint(path: Path | str, arch: str | None = None, fmt: str | None =
     if prepared.arch_conflict:
         raise CheckpointError(prepared.arch_conflict, prepared.path)
     if not prepared.report.ok:
-        looks = infer_resnet(prepared.state) if prepared.model.__class__.__name__ != "RadImageNetResNet50" else None
+        looks = infer_resnet(prepared.state) if CHECKPOINT_FORMATS[prepared.format].resnet_layout else None
         hint = f"; the file's keys look like {looks}" if looks and looks != prepared.arch else ""
         raise CheckpointError(prepared.report.problem(target) + hint, prepared.path)
     if prepared.non_finite:
@@ -128,46 +109,37 @@ def inspect_checkpoint(path: Path | str, arch: str | None = None, fmt: str | Non
     return summary
 
 
-def _architecture(path: Path, arch: str | None, extracted: Extracted) -> tuple[str, str, str | None]:
+def _architecture(path: Path, arch: str | None, extracted: Extracted,
+                  form: Format) -> tuple[str, str, str | None]:
     """The architecture, where it came from, and a conflict between the given one and the file's own record."""
     if arch:
         conflict = None
-        if extracted.arch and extracted.arch != arch and not (extracted.family == "radimagenet"
-                                                              and arch == "radimagenet_resnet50"):
+        if extracted.arch and arch not in (extracted.arch, *form.arch_aliases):
             conflict = f"{extracted.arch_source} means timm {extracted.arch}, but the architecture given is {arch}"
         return arch, "given", conflict
     if extracted.arch:
         return extracted.arch, extracted.arch_source, None
-    inferred = infer_resnet(extracted.state) if extracted.family == "timm" else None
+    inferred = infer_resnet(extracted.state) if form.resnet_layout else None
     if inferred:
         return inferred, "inferred from key names and shapes", None
     raise CheckpointError("cannot tell the architecture from the keys; name it (--arch, a timm model name)", path)
 
 
-def _first_conv_channels(extracted: Extracted, arch: str) -> int | None:
+def _first_conv_channels(extracted: Extracted, model_name: str) -> int | None:
     first = "conv1"
-    if extracted.family == "timm":
-        try:
-            import timm
-
-            cfg = timm.models.get_pretrained_cfg(arch)
-            first = (cfg.first_conv if cfg is not None and cfg.first_conv else first)
-        except Exception:  # noqa: BLE001 - unknown names fail later, with a clear message
-            pass
+    try:
+        cfg = timm.models.get_pretrained_cfg(model_name)
+        first = (cfg.first_conv if cfg is not None and cfg.first_conv else first)
+    except Exception:  # noqa: BLE001 - unknown names fail later, with a clear message
+        pass
     names = [first] if isinstance(first, str) else list(first)
     weight = next((extracted.state[f"{n}.weight"] for n in names if f"{n}.weight" in extracted.state), None)
     return int(weight.shape[1]) if weight is not None and weight.ndim == 4 else None
 
 
-def _build(family: str, arch: str, in_chans: int, path: Path) -> nn.Module:
-    if family == "radimagenet":
-        if arch not in ("resnet50", "radimagenet_resnet50"):
-            raise CheckpointError(f"the RadImageNet port is a ResNet50, not {arch}", path)
-        return radimagenet.RadImageNetResNet50(in_chans=in_chans)
-    from benchmark.models.backbones import create_backbone
-
+def _build(model_name: str, in_chans: int, path: Path) -> nn.Module:
     try:
-        return create_backbone(arch, in_chans)
+        return create_backbone(model_name, in_chans)
     except CheckpointError as exc:
         raise CheckpointError(str(exc), path) from None
 
@@ -194,8 +166,6 @@ def _adapt_input_conv(state: dict[str, torch.Tensor], model: nn.Module,
     if have == want or state[key].shape[0] != expected[key].shape[0]:
         record["adapted"] = False
         return state, record
-    from timm.models import adapt_input_conv
-
     weight = state[key]
     if "base_chans" in pyinspect.signature(adapt_input_conv).parameters:
         new = adapt_input_conv(want, weight, base_chans=have)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from benchmark.models.formats.base import Extracted
+from benchmark.models.formats.base import Evidence, Extracted, Format, Rule
 from benchmark.models.formats.keys import rename, tensor_dict, unwrap
 
 NAMES = {"ResNet18": "resnet18", "ResNet34": "resnet34", "ResNet50": "resnet50"}
@@ -25,3 +25,12 @@ def extract(obj: object, path: Path) -> Extracted:
     if isinstance(name, str) and name in NAMES:
         out.arch, out.arch_source = NAMES[name], f"model_name {name!r} in the file"
     return out
+
+
+def _model_state(evidence: Evidence) -> str | None:
+    if isinstance(evidence.top.get("model_state"), Mapping):
+        return "top-level 'model_state' dict (RadiologyNET's training script)"
+    return None
+
+
+FORMAT = Format("radiologynet", extract, rules=(Rule(10, _model_state),))

@@ -14,16 +14,18 @@ ResNet cannot express: that shows up as a shape mismatch on ``conv1.weight``.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Mapping
 
 from benchmark.core.errors import CheckpointError
-from benchmark.models.formats.base import Extracted
+from benchmark.models.formats.base import Evidence, Extracted, Format, Rule
 from benchmark.models.formats.keys import split_prefix, tensor_dict, unwrap
 
 #: solo-learn backbone name -> timm name (solo-learn builds torchvision ResNets, whose keys are timm's)
 SOLO_TO_TIMM = {"resnet18": "resnet18", "resnet50": "resnet50"}
 PREFIXES = ("backbone.", "encoder.")
+LIGHTNING_MARKERS = ("pytorch-lightning_version", "optimizer_states", "lr_schedulers", "loops")
 
 
 def read_args(path: Path) -> dict | None:
@@ -76,3 +78,30 @@ def extract(obj: object, path: Path) -> Extracted:
     if dataset in ("cifar10", "cifar100"):
         out.notes.append(f"trained on {dataset}: solo-learn's CIFAR stem (3x3 conv1, no max-pool) is not a timm ResNet")
     return out
+
+
+def _args_json(evidence: Evidence) -> str | None:
+    prefix = evidence.prefix
+    return f"args.json beside it and {prefix}* keys" if prefix and evidence.args_json else None
+
+
+def _lightning(evidence: Evidence) -> bool:
+    return any(m in evidence.top for m in LIGHTNING_MARKERS)
+
+
+def _lightning_backbone(evidence: Evidence) -> str | None:
+    if evidence.prefix == "backbone." and (_lightning(evidence) or any(
+            re.match(r"(momentum_backbone|projector)\.", k) for k in evidence.keys)):
+        return "Lightning checkpoint with backbone.*/projector.* keys (no args.json beside it)"
+    return None
+
+
+def _lightning_encoder(evidence: Evidence) -> str | None:
+    if evidence.prefix == "encoder." and _lightning(evidence):
+        return "Lightning checkpoint with older solo-learn encoder.* keys (no args.json beside it)"
+    return None
+
+
+#: the older encoder.* rule runs after the study's (a finetuned study encoder has head.* keys)
+FORMAT = Format("solo-learn", extract, rules=(Rule(40, _args_json), Rule(50, _lightning_backbone),
+                                              Rule(70, _lightning_encoder)))

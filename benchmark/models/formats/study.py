@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.models.formats.base import Extracted
+from benchmark.models.formats.base import Evidence, Extracted, Format, Rule
 from benchmark.models.formats.keys import rename, tensor_dict, unwrap
 
 
@@ -19,3 +19,13 @@ def extract(obj: object, path: Path) -> Extracted:
     mapped = rename(state, lambda k: k[len("encoder."):] if k.startswith("encoder.") else k, path,
                     "once encoder. is removed")
     return Extracted(mapped, head_prefixes=("head",), notes=["study finetuned encoder (b): encoder.* + head.*"])
+
+
+def _finetuned(evidence: Evidence) -> str | None:
+    if evidence.prefix == "encoder." and any(k.startswith("head.") for k in evidence.keys):
+        return "encoder.* keys with a head.* classifier (the study's finetuned encoders)"
+    return None
+
+
+#: encoder (a) has plain torchvision keys, read as timm when detected; only (b) has evidence of its own
+FORMAT = Format("study", extract, rules=(Rule(60, _finetuned),))

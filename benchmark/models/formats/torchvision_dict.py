@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.models.formats.base import Extracted
+from benchmark.models.formats.base import Extracted, Format
 from benchmark.models.formats.keys import tensor_dict, unwrap
 
 
 def extract(obj: object, path: Path) -> Extracted:
     return Extracted(tensor_dict(unwrap(obj), path), notes=["torchvision ResNet keys are timm's, one to one"])
+
+
+#: never detected (a torchvision file is read as timm, which is the same for ResNets): named explicitly
+FORMAT = Format("torchvision", extract)
