@@ -4,8 +4,9 @@ Summaries only ever group rows of the same task version (a result ranks only aga
 results of the same task version), and report the seed count, mean, sample std and a
 t-distribution 95 % CI, so that a reader can see when a difference is noise.
 
-Rows brought in with ``ctbench results import`` (see ``importer.py``) join the same table,
-marked ``imported`` with their ``source``, when ``load`` is given the imported folder.
+Rows brought in with ``ctbench results import`` (see ``importer.py``; read back by
+``imported.py``) join the same table, marked ``imported`` with their ``source``, when ``load``
+is given the imported folder.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from benchmark.results.store import LoadProblem, ResultStore
+from leaderboard.imported import AnyResult, load_imported
 
 # The ``results export`` header, which ``results import`` reads back.
 TIDY_COLUMNS = ["checkpoint", "task", "task_version", "protocol", "scale", "seed", "metric", "value"]
@@ -24,24 +26,23 @@ PROVENANCE_COLUMNS = ["imported", "source"]
 CELL = ["checkpoint", "task", "task_version", "protocol", "scale", "metric"]
 
 
-def load(store: ResultStore, imported_dir: Optional[Path] = None) -> tuple[list[dict], list[LoadProblem]]:
-    """Stored results, then (if ``imported_dir`` is given) imported rows as result-shaped dicts.
+def load(store: ResultStore, imported_dir: Optional[Path] = None) -> tuple[list[AnyResult], list[LoadProblem]]:
+    """Stored results, then (if ``imported_dir`` is given) imported rows as ``ImportedResult`` records.
 
-    Imported dicts carry an ``imported`` key and no counts, predictions or provenance, which is
+    Imported records have ``imported`` set and no counts, predictions or provenance, which is
     why they are opt-in: callers that read those fields must first learn to skip them.
     """
-    results, problems = [], []
+    results: list[AnyResult] = []
+    problems: list[LoadProblem] = []
     for item in store.iter_results():
         (problems if isinstance(item, LoadProblem) else results).append(item)
     if imported_dir is not None:
-        from leaderboard.importer import load_imported  # the importer builds on this module
-
         more, bad = load_imported(imported_dir)
         results, problems = results + more, problems + bad
     return results, problems
 
 
-def tidy(results: list[dict]) -> pd.DataFrame:
+def tidy(results: list[AnyResult]) -> pd.DataFrame:
     """One row per job and metric: the long format every later statistic starts from.
 
     Besides ``TIDY_COLUMNS`` each row says whether it was ``imported`` and from which ``source``
@@ -51,13 +52,13 @@ def tidy(results: list[dict]) -> pd.DataFrame:
     """
     rows = [
         {
-            "checkpoint": r["job"]["checkpoint"], "task": r["job"]["task"], "task_version": r["job"]["task_version"],
-            "protocol": r["job"]["protocol"], "scale": float(r["job"]["scale"]), "seed": int(r["job"]["seed"]),
+            "checkpoint": r.job.checkpoint, "task": r.job.task, "task_version": r.job.task_version,
+            "protocol": r.job.protocol, "scale": float(r.job.scale), "seed": int(r.job.seed),
             "metric": metric, "value": value,
-            "imported": "imported" in r, "source": r.get("imported", {}).get("source", ""),
+            "imported": r.imported is not None, "source": r.imported.source if r.imported else "",
         }
         for r in results
-        for metric, value in sorted(r["metrics"].items())
+        for metric, value in sorted(r.metrics.items())
     ]
     frame = _drop_shadowed(pd.DataFrame(rows, columns=TIDY_COLUMNS + PROVENANCE_COLUMNS))
     return frame.sort_values(TIDY_COLUMNS[:-1], ascending=[True, True, True, True, False, True, True],

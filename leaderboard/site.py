@@ -22,9 +22,11 @@ import pandas as pd
 
 from benchmark.core.atomic import atomic_open, canonical_json
 from benchmark.core.specs import NAME_PATTERN
+from benchmark.results.schema import CheckpointRecord
 from benchmark.results.store import LoadProblem, ResultStore
 from leaderboard import stats
 from leaderboard.aggregate import load, summarize, tidy
+from leaderboard.imported import AnyResult
 from leaderboard.plots import scale_curve
 
 DOMAINS = ("ct", "mri", "xray", "natural")
@@ -44,7 +46,7 @@ def build_site(store: ResultStore, out_dir: Path, imported: Path | None = None,
     for table in board.task_tables():
         files[f"tasks/{table['slug']}.html"] = board.render("task.html.j2", root="../", page=table)
     for entry in board.entries:
-        files[f"checkpoints/{slug(entry['name'])}.html"] = board.render("checkpoint.html.j2", root="../",
+        files[f"checkpoints/{slug(entry.name)}.html"] = board.render("checkpoint.html.j2", root="../",
                                                                         page=board.checkpoint_page(entry))
     buffer = io.StringIO()
     stats.write_table(board.compared, "csv", buffer)
@@ -70,7 +72,7 @@ def fmt(value, digits: int = 3) -> str:
 class _Board:
     """Every table the pages show, computed once from the loaded results."""
 
-    def __init__(self, results: list[dict]):
+    def __init__(self, results: list[AnyResult]):
         self.results = results
         self.frame = tidy(results)
         self.entries = stats.checkpoint_entries(results)
@@ -81,8 +83,8 @@ class _Board:
                      "ci95_low", "ci95_high", "seeds"])
         self.compared = stats.compare(self.frame, self.entries, self.mains)
         self.overall = stats.overall(self.summary, self.mains)
-        self.domains = {(r["job"]["task"], r["job"]["task_version"]): r["task"].get("domain", "?") for r in results}
-        local = {r["checkpoint"]["name"] for r in results if "imported" not in r}
+        self.domains = {(r.job.task, r.job.task_version): r.task.get("domain", "?") for r in results}
+        local = {r.checkpoint.name for r in results if r.imported is None}
         self.imported_names = {e["name"] for e in self.entries} - local
         self.versus = {tuple(row[k] for k in stats.CELL): row for row in self.compared.to_dict(orient="records")
                        if row["baseline_kind"] == "natural"}
@@ -133,7 +135,7 @@ class _Board:
         """
         rows = []
         for entry in self.entries:
-            name = entry["name"]
+            name = entry.name
             if name == self.baselines.get("natural"):
                 continue
             by_domain = {d: [] for d in DOMAINS}
@@ -160,6 +162,10 @@ class _Board:
         cells = self.main_cells()
         pages: dict[tuple, dict] = {}
         budgets = _budget_labels(self.results)
+        # where each task's data comes from, as its spec said (a result run here before an imported one)
+        sources = {(r.job.task, r.job.task_version): {
+            k: v for k, v in r.task.as_dict().items() if k in ("license", "reference", "citation") and isinstance(v, str)}
+            for r in reversed(self.results)}
         for (task, version, protocol), group in cells.groupby(["task", "task_version", "protocol"], sort=True):
             scales = sorted(group["scale"].unique(), reverse=True)
             metric = group["metric"].iloc[0]
@@ -172,7 +178,8 @@ class _Board:
             page = pages.setdefault((task, version), {
                 "task": task, "version": version, "slug": slug(f"{task}.v{version}"),
                 "domain": self.domains.get((task, version), "?"), "metric": metric,
-                "higher_is_better": self.mains[(task, version)]["higher_is_better"], "protocols": []})
+                "higher_is_better": self.mains[(task, version)]["higher_is_better"], "protocols": [],
+                "source": sources.get((task, version), {})})
             page["protocols"].append({
                 "protocol": protocol, "rows": rows,
                 "scales": [{"scale": f"{s:.4g}", "budget": budgets.get((task, version, protocol, s), "")}
@@ -182,27 +189,27 @@ class _Board:
 
     # ------------------------------------------------------------ per-checkpoint pages
 
-    def checkpoint_page(self, entry: dict) -> dict:
-        mine = [r for r in self.results if r["checkpoint"]["name"] == entry["name"]]
-        local = sorted((r for r in mine if "imported" not in r), key=lambda r: r["job"]["job_id"])
-        provenance = local[0].get("provenance", {}) if local else {}
+    def checkpoint_page(self, entry: CheckpointRecord) -> dict:
+        mine = [r for r in self.results if r.checkpoint.name == entry.name]
+        local = sorted((r for r in mine if r.imported is None), key=lambda r: r.job.job_id)
+        provenance = local[0].provenance.as_dict() if local and local[0].provenance else {}
         cells = self.main_cells()
         rows = [{"task": r.task, "version": r.task_version, "protocol": r.protocol, "scale": r.scale,
                  "metric": r.metric, "slug": slug(f"{r.task}.v{r.task_version}"), **self.cell(r)}
-                for r in cells[cells["checkpoint"] == entry["name"]].itertuples()]
-        sources = sorted({r["imported"]["source"] for r in mine if "imported" in r})
+                for r in cells[cells["checkpoint"] == entry.name].itertuples()]
+        sources = sorted({r.imported.source for r in mine if r.imported is not None})
         return {"entry": entry, "rows": rows, "sources": sources, "n_local": len(local),
                 "provenance": {k: provenance.get(k) for k in ("ctbench_version", "git", "packages", "device",
                                                               "device_name", "precision")} if provenance else {}}
 
 
-def _budget_labels(results: list[dict]) -> dict[tuple, str]:
+def _budget_labels(results: list[AnyResult]) -> dict[tuple, str]:
     """The labelled cases each scale really used (train + val), so a floored budget is visible."""
     used: dict[tuple, set[int]] = {}
     for r in results:
-        if "counts" in r:
-            key = (r["job"]["task"], r["job"]["task_version"], r["job"]["protocol"], float(r["job"]["scale"]))
-            used.setdefault(key, set()).add(r["counts"]["train_cases"] + r["counts"]["val_cases"])
+        if r.counts is not None:
+            key = (r.job.task, r.job.task_version, r.job.protocol, float(r.job.scale))
+            used.setdefault(key, set()).add(r.counts.train_cases + r.counts.val_cases)
     return {key: (f"{min(v)}" if len(v) == 1 else f"{min(v)}–{max(v)}") + " labelled cases"
             for key, v in used.items()}
 

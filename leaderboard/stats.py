@@ -25,13 +25,13 @@ from benchmark.core.atomic import read_npz
 from benchmark.core.errors import DataError
 from benchmark.core.specs import TaskSpec
 from benchmark.evaluation.metrics import score
+from benchmark.results.schema import CheckpointRecord, Result
 from benchmark.results.store import LoadProblem, ResultStore
 from leaderboard.aggregate import CELL, summarize, tidy
+from leaderboard.imported import AnyResult
 
 ALPHA = 0.05
-# Searched in this order; the first present wins, then any checkpoint of the domain (by name).
-BASELINE_PREFERENCE = {"natural": (("imagenet", "demo-natural-simclr"), "natural"),
-                       "random": (("random", "random-resnet50"), "none")}
+BASELINE_FALLBACK_DOMAIN = {"natural": "natural", "random": "none"}  # role -> pretraining domain, if none plays it
 EXPORT_COLUMNS = ["checkpoint", "task", "protocol", "scale", "metric", "n", "mean", "std", "ci_low", "ci_high",
                   "baseline", "delta_pct", "p_welch"]
 COMPARE_COLUMNS = ["checkpoint", "task", "task_version", "protocol", "scale", "metric", "n", "mean", "std",
@@ -43,33 +43,33 @@ PREDICTION_KEYS = ("probabilities", "masks")
 # ---------------------------------------------------------------- who is compared with whom
 
 
-def checkpoint_entries(results: list[dict]) -> list[dict]:
+def checkpoint_entries(results: list[AnyResult]) -> list[CheckpointRecord]:
     """One spec per checkpoint name, sorted: a result run here wins over an imported row."""
-    ordered = sorted(results, key=lambda r: ("imported" not in r, r["job"].get("job_id", "")))
-    by_name = {r["checkpoint"]["name"]: r["checkpoint"] for r in ordered}
+    ordered = sorted(results, key=lambda r: (r.imported is None, r.job.job_id))
+    by_name = {r.checkpoint.name: r.checkpoint for r in ordered}
     return [by_name[name] for name in sorted(by_name)]
 
 
-def main_metrics(results: list[dict]) -> dict[tuple[str, str], dict]:
+def main_metrics(results: list[AnyResult]) -> dict[tuple[str, str], dict]:
     """(task, task version) -> {"name", "higher_is_better"}; tasks without a main metric are absent."""
-    ordered = sorted(results, key=lambda r: "imported" not in r)  # results run here are applied last: they win
-    return {(r["job"]["task"], r["job"]["task_version"]): {k: r["main_metric"][k] for k in ("name", "higher_is_better")}
-            for r in ordered if r.get("main_metric")}
+    ordered = sorted(results, key=lambda r: r.imported is None)  # results run here are applied last: they win
+    return {(r.job.task, r.job.task_version): {"name": r.main_metric.name, "higher_is_better": r.main_metric.higher_is_better}
+            for r in ordered if r.main_metric is not None}
 
 
-def baselines(entries: Sequence[dict]) -> dict[str, Optional[str]]:
+def baselines(entries: Sequence[CheckpointRecord]) -> dict[str, Optional[str]]:
     """{"natural": name or None, "random": name or None} for this run's checkpoints.
 
-    Named baselines first (``imagenet``, else ``demo-natural-simclr``; ``random``, else
-    ``random-resnet50``), then the alphabetically first checkpoint pretrained on that domain
-    ("natural" / "none"), so the choice never depends on file order.
+    The checkpoints whose spec plays that ``baseline_role`` first, the shortest name among
+    several (a variant's name extends the reference's: ``random`` before ``random-resnet50``,
+    ``imagenet`` before ``demo-natural-simclr``), then the alphabetically first checkpoint
+    pretrained on that role's domain ("natural" / "none"), so the choice never depends on file order.
     """
-    domains = {e["name"]: e.get("pretraining_domain") for e in entries}
     chosen = {}
-    for kind, (names, domain) in BASELINE_PREFERENCE.items():
-        named = [n for n in names if n in domains]
-        of_domain = sorted(n for n, d in domains.items() if d == domain)
-        chosen[kind] = (named or of_domain or [None])[0]
+    for role, domain in BASELINE_FALLBACK_DOMAIN.items():
+        playing = sorted((len(e.name), e.name) for e in entries if e.baseline_role == role)
+        of_domain = sorted(e.name for e in entries if e.pretraining_domain == domain)
+        chosen[role] = playing[0][1] if playing else (of_domain or [None])[0]
     return chosen
 
 
@@ -118,7 +118,7 @@ def _finite(values: Sequence[float]) -> np.ndarray:
 # ---------------------------------------------------------------- the aggregate table
 
 
-def compare(frame: pd.DataFrame, entries: Sequence[dict], mains: dict[tuple[str, str], dict]) -> pd.DataFrame:
+def compare(frame: pd.DataFrame, entries: Sequence[CheckpointRecord], mains: dict[tuple[str, str], dict]) -> pd.DataFrame:
     """One row per cell and baseline it was compared with (``COMPARE_COLUMNS``).
 
     A baseline is compared with every other checkpoint's cell that it has too (same task
@@ -286,28 +286,31 @@ def bootstrap_checkpoints(store: ResultStore, checkpoint_a: str, checkpoint_b: s
     Only results run here qualify: imported rows have no predictions. ``options`` go to
     ``paired_bootstrap`` (metric, n_resamples, seed, confidence).
     """
-    found: dict[tuple[str, int], tuple[Path, dict]] = {}
+    found: dict[tuple[str, int], tuple[Path, Result]] = {}
     for path, item in store.iter_files():
-        job = {} if isinstance(item, LoadProblem) else item["job"]
-        if (job.get("checkpoint") in (checkpoint_a, checkpoint_b) and job["task"] == task
-                and job["task_version"] == task_version and job["protocol"] == protocol
-                and float(job["scale"]) == float(scale)):
-            if (job["checkpoint"], int(job["seed"])) in found:
-                raise DataError(f"a second result of {job['checkpoint']} seed {job['seed']} for the same cell "
+        if isinstance(item, LoadProblem):
+            continue
+        job = item.job
+        if (job.checkpoint in (checkpoint_a, checkpoint_b) and job.task == task and job.task_version == task_version
+                and job.protocol == protocol and float(job.scale) == float(scale)):
+            if (job.checkpoint, int(job.seed)) in found:
+                raise DataError(f"a second result of {job.checkpoint} seed {job.seed} for the same cell "
                                 f"(another profile?)", path)
-            found[(job["checkpoint"], int(job["seed"]))] = (path, item)
+            found[(job.checkpoint, int(job.seed))] = (path, item)
     seeds = sorted(s for c, s in found if c == checkpoint_a and (checkpoint_b, s) in found)
     if not seeds:
         raise DataError(f"no seed has results of both {checkpoint_a} and {checkpoint_b} on {task}@{task_version} "
                         f"{protocol} scale {scale:g}", store.root)
-    spec = TaskSpec.model_validate(found[(checkpoint_a, seeds[0])][1]["task"])
+    spec = found[(checkpoint_a, seeds[0])][1].task.spec()
     pairs = [(_predictions(*found[(checkpoint_a, s)]), _predictions(*found[(checkpoint_b, s)])) for s in seeds]
     result = paired_bootstrap(spec, pairs, **options)
     return BootstrapResult(**{**result.as_dict(), "seeds": tuple(seeds)})
 
 
-def _predictions(path: Path, result: dict) -> dict:
-    return read_npz(path.parent / result["predictions_file"])
+def _predictions(path: Path, result: Result) -> dict:
+    if result.predictions_file is None:
+        raise KeyError("predictions_file")
+    return read_npz(path.parent / result.predictions_file)
 
 
 def _scoring_task(task: TaskSpec, metric: str) -> TaskSpec:
@@ -352,7 +355,7 @@ def _metric(task: TaskSpec, metric: str, predictions: dict, rows: Optional[np.nd
 # ---------------------------------------------------------------- ``ctbench leaderboard export``
 
 
-def leaderboard_table(results: list[dict]) -> pd.DataFrame:
+def leaderboard_table(results: list[AnyResult]) -> pd.DataFrame:
     """The aggregate table of ``leaderboard export`` (``COMPARE_COLUMNS``) from loaded results."""
     return compare(tidy(results), checkpoint_entries(results), main_metrics(results))
 

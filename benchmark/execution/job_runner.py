@@ -26,6 +26,7 @@ from benchmark.evaluation.protocols import PROTOCOLS, JobContext, Protocol
 from benchmark.execution.jobstate import worker_id
 from benchmark.results import provenance
 from benchmark.results.job import Job
+from benchmark.results.schema import Result
 from benchmark.results.store import ResultStore
 
 if TYPE_CHECKING:
@@ -184,9 +185,10 @@ def _budget(job: Job, data: TaskData) -> Manifest:
 
 def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointModel, budget: Manifest,
                     ctx: JobContext, outcome, protocol: Protocol, features: LazyFeatures, accel: Accelerator,
-                    profile: ProfileSettings, wall_time: float) -> dict:
+                    profile: ProfileSettings, wall_time: float) -> Result:
+    """The job's ``Result``: an undefined metric (NaN) is stored as null, JSON having no NaN."""
     task, checkpoint = data.task.spec, model.spec
-    return {
+    return Result.build({
         "job": job.as_dict(),
         "run_spec": spec.model_dump(mode="json"),
         "task": task.model_dump(mode="json"),
@@ -222,6 +224,6 @@ def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointMo
             "wall_time_s": round(wall_time, 3),
             "worker": worker_id(),
         },
-    }
+    })
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from benchmark import __version__
 from benchmark.core.atomic import read_npz
-from benchmark.core.specs import TaskSpec
 from benchmark.evaluation.metrics import score
+from benchmark.results.schema import Result
 from benchmark.results.store import LoadProblem, ResultStore
 
 PREDICTION_KEYS = ("probabilities", "masks")
@@ -37,19 +37,21 @@ def rescore(store: ResultStore, write: bool) -> RescoreReport:
         except (OSError, ValueError, KeyError) as exc:
             report.problems.append(LoadProblem(path, f"cannot rescore: {exc}"))
             continue
-        differences = _differences(item["metrics"], recomputed)
+        differences = _differences(item.metrics, recomputed)
         if not differences:
             report.unchanged += 1
             continue
-        report.changed[item["job"]["job_id"]] = differences
+        report.changed[item.job.job_id] = differences
         if write:
             store.rewrite(path, _updated(item, recomputed))
     return report
 
 
-def recompute(path: Path, result: dict) -> dict[str, float]:
-    task = TaskSpec.model_validate(result["task"])
-    predictions = read_npz(path.parent / result["predictions_file"])
+def recompute(path: Path, result: Result) -> dict[str, float]:
+    task = result.task.spec()
+    if result.predictions_file is None:
+        raise KeyError("predictions_file")
+    predictions = read_npz(path.parent / result.predictions_file)
     return score(task, predictions["y_true"], predictions["patient_ids"],
                  {k: predictions[k] for k in PREDICTION_KEYS if k in predictions})
 
@@ -66,7 +68,9 @@ def _differences(stored: dict, recomputed: dict[str, float], tolerance: float = 
     return differences
 
 
-def _updated(result: dict, recomputed: dict[str, float]) -> dict:
-    main = result["main_metric"]["name"]
-    return {**result, "metrics": recomputed, "main_metric": {**result["main_metric"], "value": recomputed[main]},
-            "rescored": {"previous_metrics": result["metrics"], "ctbench_version": __version__}}
+def _updated(result: Result, recomputed: dict[str, float]) -> Result:
+    payload = result.payload()
+    if result.main_metric is not None:
+        payload["main_metric"] = {**payload["main_metric"], "value": recomputed[result.main_metric.name]}
+    return Result.build({**payload, "metrics": recomputed,
+                         "rescored": {"previous_metrics": result.metrics, "ctbench_version": __version__}})

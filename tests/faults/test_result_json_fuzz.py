@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from benchmark.core.atomic import canonical_json, write_json
 from benchmark.core.errors import EXIT_BAD_INPUT
 from benchmark.results.job import Job
+from benchmark.results.schema import Result
 from benchmark.results.store import ResultError, ResultStore, read_result
 from leaderboard import stats
 from leaderboard.aggregate import tidy
@@ -94,11 +95,11 @@ def outcome(content: bytes):
             return exc
 
 
-def assert_usable(result: dict, other: dict) -> None:
+def assert_usable(result: Result, other: dict) -> None:
     """The per-result reads every leaderboard table starts from must work on an accepted result
     (the full statistics and pages run in the site test below, on fewer examples: they are slower)."""
-    canonical_json(result).encode("utf-8")  # ctbench could write it back: no NaN, no lone surrogate
-    loaded = [result, other]
+    canonical_json(result.payload()).encode("utf-8")  # ctbench could write it back: no NaN, no lone surrogate
+    loaded = [result, Result.from_stored(other)]
     frame = tidy(loaded)
     assert all(math.isfinite(v) for v in frame["value"].dropna().astype(float))
     stats.checkpoint_entries(loaded)
@@ -108,8 +109,8 @@ def assert_usable(result: dict, other: dict) -> None:
 
 def check(content: bytes, other: dict) -> None:
     verdict = outcome(content)
-    event("accepted" if isinstance(verdict, dict) else "refused")  # --hypothesis-show-statistics
-    if isinstance(verdict, dict):
+    event("accepted" if isinstance(verdict, Result) else "refused")  # --hypothesis-show-statistics
+    if isinstance(verdict, Result):
         assert_usable(verdict, other)
 
 
@@ -127,7 +128,7 @@ def mutate(result: dict, data) -> dict:
 @settings(max_examples=60)
 @given(results())
 def test_a_valid_result_round_trips_unchanged(result):
-    assert outcome(canonical_json(result).encode("utf-8")) == result
+    assert outcome(canonical_json(result).encode("utf-8")).payload() == result
 
 
 @given(results(), results(), st.data())

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main as cli
-from benchmark.cli import results as results_commands
 from benchmark.core.atomic import write_json
 from benchmark.core.workdir import Workdir
 from benchmark.results.job import Job
@@ -298,9 +297,8 @@ def test_a_malformed_analysis_is_a_warning_not_a_failed_build(tmp_path):
 
 
 @pytest.fixture
-def ctbench(monkeypatch):
-    """``ctbench`` in-process, its error contract included, without importing the run commands (torch)."""
-    monkeypatch.setattr(cli, "_command", {"leaderboard": results_commands.cmd_leaderboard}.__getitem__)
+def ctbench():
+    """``ctbench`` in-process, its error contract included."""
     return lambda *argv: cli.main(list(argv))
 
 

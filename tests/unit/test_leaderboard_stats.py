@@ -8,9 +8,9 @@ import pytest
 from scipy import stats as scipy_stats
 
 from benchmark.cli import main as cli
-from benchmark.cli import results as results_commands
 from benchmark.core.specs import TaskSpec
 from benchmark.results.job import Job
+from benchmark.results.schema import CheckpointRecord
 from benchmark.results.store import ResultStore
 from leaderboard.aggregate import load, summarize, tidy
 from leaderboard.stats import (
@@ -28,15 +28,13 @@ from leaderboard.stats import (
 )
 
 TASK = TaskSpec(name="t", version="1", domain="ct", kind="classification", class_names=["no", "yes"],
-                metrics=["accuracy", "auc"], main_metric="accuracy", reader="none")
+                metrics=["accuracy", "auc"], main_metric="accuracy")
 DOMAINS = {"imagenet": "natural", "random": "none", "mine": "ct", "other": "ct", "demo-natural-simclr": "natural"}
 
 
 @pytest.fixture
-def ctbench(monkeypatch):
-    """``main`` (parser, error contract, exit code) without importing every command's modules (torch)."""
-    commands = {"results": results_commands.cmd_results, "leaderboard": results_commands.cmd_leaderboard}
-    monkeypatch.setattr(cli, "_command", commands.__getitem__)
+def ctbench():
+    """``main`` in-process: parser, error contract, exit code."""
     return lambda *argv: cli.main(list(argv))
 
 
@@ -48,8 +46,11 @@ def frame_of(values: dict, task="t", scale=1.0, metric="accuracy") -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+ROLES = {"imagenet": "natural", "demo-natural-simclr": "natural", "random": "random", "random-resnet50": "random"}
+
+
 def entries(*names):
-    return [{"name": n, "pretraining_domain": DOMAINS.get(n, "ct")} for n in names]
+    return [CheckpointRecord(name=n, pretraining_domain=DOMAINS.get(n, "ct"), baseline_role=ROLES.get(n)) for n in names]
 
 
 def test_delta_and_welch_p_match_scipy_on_known_inputs():
@@ -104,13 +105,30 @@ def test_tiers_follow_p_and_the_metric_direction():
     assert significance_tier(float("nan"), 0.9, 0.1) == "tie"
 
 
-def test_baseline_choice_is_named_first_then_by_domain_and_deterministic():
+def test_baseline_choice_is_by_role_first_then_by_domain_and_deterministic():
     assert baselines(entries("mine", "imagenet", "demo-natural-simclr", "random")) == {
         "natural": "imagenet", "random": "random"}
+    assert baselines(entries("random-resnet50", "random", "mine")) == {"natural": None, "random": "random"}
     assert baselines(entries("demo-natural-simclr", "mine")) == {"natural": "demo-natural-simclr", "random": None}
-    custom = [{"name": "zeta", "pretraining_domain": "natural"}, {"name": "alpha", "pretraining_domain": "natural"},
-              {"name": "scratch", "pretraining_domain": "none"}]
+    custom = [CheckpointRecord(name="zeta", pretraining_domain="natural"),
+              CheckpointRecord(name="alpha", pretraining_domain="natural"),
+              CheckpointRecord(name="scratch", pretraining_domain="none")]
     assert baselines(custom) == baselines(custom[::-1]) == {"natural": "alpha", "random": "scratch"}
+
+
+def test_a_baseline_is_whoever_plays_the_role_whatever_its_name():
+    mine = [CheckpointRecord(name="my-ref", pretraining_domain="natural", baseline_role="natural"),
+            CheckpointRecord(name="imagenet", pretraining_domain="natural"),  # a spec that plays no part
+            CheckpointRecord(name="noise", pretraining_domain="ct", baseline_role="random")]
+    assert baselines(mine) == baselines(mine[::-1]) == {"natural": "my-ref", "random": "noise"}
+
+
+def test_results_written_before_roles_get_the_built_in_ones(tmp_path):
+    store = ResultStore(tmp_path)
+    write_result(store, "imagenet", 42, 0.7)
+    write_result(store, "mine", 42, 0.8)
+    results, _ = load(store)
+    assert {r.checkpoint.name: r.checkpoint.baseline_role for r in results} == {"imagenet": "natural", "mine": None}
 
 
 def summary_of(cells: dict) -> pd.DataFrame:
@@ -166,7 +184,7 @@ def test_bootstrap_ci_contains_the_true_difference_and_is_deterministic():
 
 def test_bootstrap_segmentation_keeps_patients_apart_when_drawn_twice():
     task = TaskSpec(name="s", version="1", domain="ct", kind="segmentation", class_names=["bg", "organ"],
-                    metrics=["dice_mean", "dice_organ"], main_metric="dice_mean", reader="none")
+                    metrics=["dice_mean", "dice_organ"], main_metric="dice_mean")
     truth = np.zeros((6, 4, 4), dtype=np.uint8)
     truth[:, :2, :2] = 1
     perfect = {"case_ids": np.arange(6).astype(str), "patient_ids": np.repeat(["p0", "p1", "p2"], 2),

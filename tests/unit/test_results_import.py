@@ -1,18 +1,20 @@
 import csv
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from benchmark.cli import main as cli
-from benchmark.cli import results as results_commands
+from benchmark.core.errors import DataError
 from benchmark.core.workdir import Workdir
 from benchmark.results.job import Job
 from benchmark.results.store import ResultStore
 from leaderboard.aggregate import TIDY_COLUMNS, load, tidy
 from leaderboard.export import export
-from leaderboard.importer import imported_dir
+from leaderboard.importer import ImportRow, imported_dir
 from leaderboard.stats import leaderboard_table
 
 TASK = "phantom-body-region"  # a registered task: its domain and main metric come from the registry
@@ -20,10 +22,8 @@ HEADER = ",".join(TIDY_COLUMNS)
 
 
 @pytest.fixture
-def ctbench(monkeypatch):
-    """``main`` (parser, error contract, exit code) without importing every command's modules (torch)."""
-    commands = {"results": results_commands.cmd_results, "leaderboard": results_commands.cmd_leaderboard}
-    monkeypatch.setattr(cli, "_command", commands.__getitem__)
+def ctbench():
+    """``main`` in-process: parser, error contract, exit code."""
     return lambda *argv: cli.main(list(argv))
 
 
@@ -88,9 +88,9 @@ def test_imported_rows_are_marked_with_their_source_and_unknown_tasks_need_a_dom
     frame = imported_frame(tmp_path)
     assert frame.set_index("task")["source"].to_dict() == {"their-task": "Smith et al. 2024", TASK: "paper.csv"}
     results, _ = load(ResultStore(tmp_path / "results"), imported_dir(Workdir(tmp_path)))
-    mine = next(r for r in results if r["job"]["task"] == "their-task")
-    assert mine["task"]["domain"] == "xray" and mine["checkpoint"]["pretraining_domain"] == "ct"
-    assert mine["main_metric"]["name"] == "auc" and mine["imported"]["source"] == "Smith et al. 2024"
+    mine = next(r for r in results if r.job.task == "their-task")
+    assert mine.task.domain == "xray" and mine.checkpoint.pretraining_domain == "ct"
+    assert mine.main_metric.name == "auc" and mine.imported.source == "Smith et al. 2024"
 
 
 @pytest.mark.parametrize("body, problem", [
@@ -134,3 +134,23 @@ def test_the_leaderboard_export_includes_imported_rows(tmp_path, ctbench, capsys
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["checkpoint"], r["baseline"]) for r in rows] == [("ct-net", "imagenet"), ("imagenet", "")]
     assert float(rows[0]["p_welch"]) < 0.05
+
+
+def test_an_import_row_is_typed_and_checked_in_column_order(tmp_path):
+    raw = {"checkpoint": " theirs ", "task": TASK, "task_version": "1.2", "protocol": "linear", "scale": "0.5",
+           "seed": "3", "metric": "auc", "value": "nan", "task_domain": "", "source": ""}
+    row = ImportRow.from_csv(tmp_path / "paper.csv", 2, raw)
+    assert (row.checkpoint, row.scale, row.seed, row.value, row.task_domain, row.source) == (
+        "theirs", 0.5, 3, None, None, "paper.csv")
+    with pytest.raises(DataError, match=r"line 4: task 'no/name' is not a valid name"):
+        ImportRow.from_csv(tmp_path / "paper.csv", 4, {**raw, "task": "no/name", "scale": "2", "seed": "x"})
+    with pytest.raises(DataError, match=r"line 5: task_version 'v1' is not a version like 1 or 1.2"):
+        ImportRow.from_csv(tmp_path / "paper.csv", 5, {**raw, "task_version": "v1"})
+    with pytest.raises(DataError, match=r"line 6: checkpoint_domain 'cats' is not one of ct, natural, none, mixed"):
+        ImportRow.from_csv(tmp_path / "paper.csv", 6, {**raw, "checkpoint_domain": "cats"})
+
+
+def test_reading_imports_back_does_not_need_the_importer():
+    """aggregate reads imports through imported.py; importer.py builds on aggregate, never the reverse."""
+    code = "import sys, leaderboard.aggregate; assert 'leaderboard.importer' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,6 +6,7 @@ import pytest
 
 from benchmark.core import atomic
 from benchmark.results.job import Job
+from benchmark.results.schema import Result
 from benchmark.results.store import LoadProblem, ResultStore
 
 JOB = Job("random", "a" * 64, "t1", "1", "linear", "1", 0.1, 42, "demo")
@@ -53,7 +54,7 @@ def test_malformed_results_are_reported_by_name_not_skipped(tmp_path):
     items = list(store.iter_results())
     problems = [i for i in items if isinstance(i, LoadProblem)]
     assert {p.path.name for p in problems} == {"broken.json", "other.json"}
-    assert sum(isinstance(i, dict) for i in items) == 1
+    assert sum(isinstance(i, Result) for i in items) == 1
 
 
 def test_canonical_json_is_byte_stable():
