@@ -61,7 +61,14 @@ class Brats2020Segmentation(Task):
         metrics=["dice_mean", "dice_WT", "dice_TC", "dice_ET", "dice_global_WT", "dice_global_TC",
                  "dice_global_ET", "dice_slice_WT", "dice_slice_TC", "dice_slice_ET"],
         main_metric="dice_mean",
-        reader="brats2020-nifti",
+        license="the BraTS 2020 data-usage terms: research use, citing the BraTS papers (see the download page)",
+        reference="https://www.med.upenn.edu/cbica/brats2020/data.html",
+        citation="Menze B. H., Jakab A., Bauer S., et al. The Multimodal Brain Tumor Image Segmentation Benchmark "
+                 "(BRATS). IEEE Transactions on Medical Imaging 34(10):1993-2024, 2015. Bakas S., Akbari H., Sotiras A., "
+                 "et al. Advancing The Cancer Genome Atlas glioma MRI collections with expert segmentation labels and "
+                 "radiomic features. Scientific Data 4:170117, 2017. Bakas S., Reyes M., Jakab A., et al. Identifying "
+                 "the Best Machine Learning Algorithms for Brain Tumor Segmentation, Progression Assessment, and Overall "
+                 "Survival Prediction in the BRATS Challenge. arXiv:1811.02629, 2018.",
         # Channels are modalities already scaled to 0..1 per volume (see the module docstring).
         preprocessing=Preprocessing(windows=[Window(center=0.5, width=1.0)], channels=3, size=64),
         data_layout="DIR/**/BraTS20_Training_NNN/BraTS20_Training_NNN_{t1,t1ce,t2,flair,seg}.nii[.gz] "

@@ -69,7 +69,11 @@ class ChestXray14(Task):
         class_names=CLASS_NAMES,
         metrics=["auc"],
         main_metric="auc",
-        reader="chestxray14",
+        license="no restriction on use (NIH README), citing Wang et al. 2017 and acknowledging the NIH Clinical Center",
+        reference="https://nihcc.app.box.com/v/ChestXray-NIHCC",
+        citation="Wang X., Peng Y., Lu L., Lu Z., Bagheri M., Summers R. M. ChestX-ray8: Hospital-scale Chest X-ray "
+                 "Database and Benchmarks on Weakly-Supervised Classification and Localization of Common Thorax "
+                 "Diseases. CVPR 2017, 2097-2106.",
         preprocessing=Preprocessing(windows=[Window(center=127.5, width=255)], channels=3, size=64),
         data_layout="DIR/Data_Entry_2017.csv, DIR/train_val_list.txt, DIR/test_list.txt, "
                     "DIR/images/*.png or DIR/images_NNN/images/*.png",

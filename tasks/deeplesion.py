@@ -70,7 +70,12 @@ class DeepLesionLesionType(Task):
         metrics=["auc", "balanced_accuracy", "accuracy", "f1_macro"],
         main_metric="auc",  # threshold-free and fair to the rare types (pelvis, kidney)
         default_scales=[1.0, 0.5, 0.1],  # the pool is the official val set, ~700 patients: 1 % is too few
-        reader="deeplesion-png",
+        license="no formal licence: free download from the NIH Clinical Center without a data-use agreement; "
+                "its README asks users to cite Yan et al. 2018",
+        reference="https://nihcc.app.box.com/v/DeepLesion",
+        citation="Yan K., Wang X., Lu L., Summers R. M. DeepLesion: automated mining of large-scale lesion "
+                 "annotations and universal lesion detection with deep learning. Journal of Medical Imaging 5(3):036501, "
+                 "2018.",
         preprocessing=Preprocessing(
             windows=[Window(center=40, width=400), Window(center=-600, width=1500), Window(center=400, width=1800)],
             channels=3, size=64),

@@ -34,6 +34,9 @@ from benchmark.data.task import Case, Task
 
 FROM_DATA = ["(read from the data folder)"]
 CT_WINDOWS = [Window(center=40, width=400), Window(center=-600, width=1500), Window(center=400, width=1800)]
+# The data is the user's: its terms and its paper are theirs to state; the reference is the format's.
+USER_DATA = dict(license="the user's own data: its licence is the user's to state and respect",
+                 citation="none built in: cite the source of your own data")
 
 
 def _classes_txt(root: Path) -> list[str] | None:
@@ -60,7 +63,8 @@ class DicomFolder(_Generic):
     spec = TaskSpec(
         name="dicom-folder", version="1", domain="ct", kind="classification", class_names=FROM_DATA,
         description="Your CT DICOM series, one label per series from labels.csv.",
-        metrics=["accuracy", "balanced_accuracy", "auc"], main_metric="accuracy", reader="dicom-folder",
+        metrics=["accuracy", "balanced_accuracy", "auc"], main_metric="accuracy", **USER_DATA,
+        reference="https://www.dicomstandard.org/",
         preprocessing=Preprocessing(windows=CT_WINDOWS, channels=3, size=64),
         data_layout="DIR/labels.csv (series,label) + DIR/<series>/*.dcm [+ DIR/classes.txt]",
     )
@@ -105,7 +109,8 @@ class NiftiFolder(_Generic):
     spec = TaskSpec(
         name="nifti-folder", version="1", domain="ct", kind="segmentation", class_names=FROM_DATA,
         description="Your CT volumes and masks; axial slices with foreground, Dice per class.",
-        metrics=["dice_mean"], main_metric="dice_mean", reader="nifti-folder",
+        metrics=["dice_mean"], main_metric="dice_mean", **USER_DATA,
+        reference="https://nifti.nimh.nih.gov/",
         preprocessing=Preprocessing(windows=CT_WINDOWS, channels=3, size=64),
         data_layout="DIR/images/<case>.nii[.gz] + DIR/masks/<case>.nii[.gz] [+ DIR/classes.txt, background first]",
     )
@@ -138,7 +143,8 @@ class ImageFolder(_Generic):
     spec = TaskSpec(
         name="image-folder", version="1", domain="natural", kind="classification", class_names=FROM_DATA,
         description="Natural images in torchvision's ImageFolder (or ImageNet's train/val) layout.",
-        metrics=["accuracy", "balanced_accuracy", "auc"], main_metric="accuracy", reader="image-folder",
+        metrics=["accuracy", "balanced_accuracy", "auc"], main_metric="accuracy", **USER_DATA,
+        reference="https://pytorch.org/vision/stable/generated/torchvision.datasets.ImageFolder.html",
         preprocessing=Preprocessing(windows=[Window(center=127.5, width=255)], channels=3, size=64),
         data_layout="DIR/<class>/<image> or DIR/train/<class>/<image> + DIR/val/<class>/<image>",
     )

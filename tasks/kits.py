@@ -42,6 +42,7 @@ from benchmark.evaluation.recipes import study_recipe
 from tasks.lits import LIVER_WINDOWS, foreground_slices, segmentation_metrics
 
 _CASE = re.compile(r"^case_(\d{5})$")
+KITS_LICENSE = "CC BY-NC-SA 4.0 (the imaging and segmentations; the repositories' code is MIT)"
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class Edition:
     regions: dict[str, list[int]] = field(default_factory=dict)
     class_weights: tuple[float, ...] = ()  # the LiTS recipe's weights by role: organ 3, lesion 10
     first_withheld: Optional[int] = None  # cases from this number on are an unlabelled test set
+    reference: str = ""
+    citation: str = ""
 
 
 class KitsTask(Task):
@@ -61,7 +64,8 @@ class KitsTask(Task):
         self.spec = TaskSpec(
             name=name, version="1", description=description, domain="ct", kind="segmentation",
             class_names=classes, regions=edition.regions, metrics=segmentation_metrics(classes, edition.regions),
-            main_metric="dice_mean", reader="kits-nifti", embedded=False,
+            main_metric="dice_mean", embedded=False, license=KITS_LICENSE, reference=edition.reference,
+            citation=edition.citation,
             preprocessing=Preprocessing(windows=LIVER_WINDOWS, channels=3, size=64),
             data_layout=f"DIR/case_XXXXX/imaging.nii.gz beside {' or '.join(edition.mask_names)}, arrays "
                         f"(slices, rows, cols) (labels {labels})",
@@ -112,7 +116,11 @@ def _case_folders(root: Path) -> list[Path]:
 KITS19 = KitsTask(
     "kits19-segmentation",
     Edition(class_names=("background", "kidney", "tumor"), mask_names=("segmentation.nii.gz",),
-            regions={"kidney_and_tumor": [1, 2], "tumor": [2]}, class_weights=(1.0, 3.0, 10.0), first_withheld=210),
+            regions={"kidney_and_tumor": [1, 2], "tumor": [2]}, class_weights=(1.0, 3.0, 10.0), first_withheld=210,
+            reference="https://github.com/neheller/kits19",
+            citation="Heller N., Sathianathen N., Kalapara A., et al. The KiTS19 Challenge Data: 300 Kidney Tumor "
+                     "Cases with Clinical Context, CT Semantic Segmentations, and Surgical Outcomes. "
+                     "arXiv:1904.00445, 2019."),
     "Kidney and kidney tumor segmentation of contrast-enhanced CT slices (KiTS19 training cases).",
 )
 KITS21 = KitsTask(
@@ -120,7 +128,9 @@ KITS21 = KitsTask(
     Edition(class_names=("background", "kidney", "tumor", "cyst"),
             mask_names=("segmentation.nii.gz", "aggregated_MAJ_seg.nii.gz"),
             regions={"kidney_and_mass": [1, 2, 3], "mass": [2, 3], "tumor": [2]},
-            class_weights=(1.0, 3.0, 10.0, 10.0)),
+            class_weights=(1.0, 3.0, 10.0, 10.0), reference="https://github.com/neheller/kits21",
+            citation="Heller N., Isensee F., Trofimova D., et al. The KiTS21 Challenge: Automatic segmentation of "
+                     "kidneys, renal tumors, and renal cysts in corticomedullary-phase CT. arXiv:2307.01984, 2023."),
     "Kidney, kidney tumor and cyst segmentation of contrast-enhanced CT slices (KiTS21 training cases).",
 )
 TASKS = [KITS19, KITS21]

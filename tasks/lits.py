@@ -36,8 +36,16 @@ from benchmark.evaluation.recipes import study_recipe
 # windows: those of the phantom analogues, so that real and phantom results compare.
 LIVER_WINDOWS = [Window(center=60, width=200), Window(center=40, width=400), Window(center=100, width=300)]
 
+# Where the data comes from and how to credit it; the phantom analogues keep the citation of what they mimic.
+LITS_SOURCE = dict(
+    license="CC BY-NC-SA 4.0 (the LiTS challenge's data terms)",
+    reference="https://competitions.codalab.org/competitions/17094",
+    citation="Bilic P., Christ P., Li H. B., Vorontsov E., et al. The Liver Tumor Segmentation Benchmark (LiTS). "
+             "Medical Image Analysis 84:102680, 2023.",
+)
+
 REAL_LITS_FIELDS = dict(
-    version="1", domain="ct", reader="lits-nifti", embedded=False,
+    version="1", domain="ct", embedded=False, **LITS_SOURCE,
     preprocessing=Preprocessing(windows=LIVER_WINDOWS, channels=3, size=64),
     data_layout="DIR/Training Batch {1,2}/volume-N.nii[.gz] beside segmentation-N.nii[.gz] "
                 "(labels 0 background, 1 liver, 2 tumour)",

@@ -67,7 +67,11 @@ class Luna16NodulePatch(Task):
         metrics=["auc", "balanced_accuracy", "accuracy", "f1_macro"],
         main_metric="auc",
         default_scales=[1.0, 0.5, 0.1],  # 1 % of ~700 pool scans is too few nodule scans per stratum
-        reader="luna16-mhd",
+        license="CC BY 4.0 (the scans are LIDC-IDRI's, TCIA, CC BY 3.0)",
+        reference="https://luna16.grand-challenge.org/Data/",
+        citation="Setio A. A. A., Traverso A., de Bel T., et al. Validation, comparison, and combination of algorithms "
+                 "for automatic detection of pulmonary nodules in computed tomography images: the LUNA16 challenge. "
+                 "Medical Image Analysis 42:1-13, 2017.",
         preprocessing=Preprocessing(
             windows=[Window(center=-600, width=1500), Window(center=40, width=400), Window(center=400, width=1800)],
             channels=3, size=64),

@@ -65,7 +65,10 @@ class MedMNISTOrgan(Task):
             metrics=["accuracy", "balanced_accuracy", "f1_macro", "auc"],
             main_metric="accuracy",  # MedMNIST's own leaderboard reports ACC and AUC, ACC first
             default_scales=[1.0, 0.1, 0.01],
-            reader="medmnist-npz",
+            license="CC BY 4.0",
+            reference="https://medmnist.com/",
+            citation="Yang J., Shi R., Wei D., Liu Z., Zhao L., Ke B., Pfister H., Ni B. MedMNIST v2 - A large-scale "
+                     "lightweight benchmark for 2D and 3D biomedical image classification. Scientific Data 10:41, 2023.",
             preprocessing=Preprocessing(windows=[Window(center=127.5, width=255)], channels=3, size=64),
             data_layout=f"DIR/{flag}[_64|_128|_224].npz with train/val/test_images (N, H, W) uint8 and "
                         "_labels (N, 1); the largest size present is read",

@@ -39,6 +39,12 @@ from tasks.lits import LIVER_WINDOWS, foreground_slices, segmentation_metrics
 
 LUNG_WINDOWS = [Window(center=-600, width=1500), Window(center=40, width=400), Window(center=0, width=2000)]
 VESSEL_WINDOWS = [Window(center=60, width=200), Window(center=40, width=400), Window(center=150, width=500)]
+MSD_SOURCE = dict(
+    license="CC BY-SA 4.0",
+    reference="http://medicaldecathlon.com/",
+    citation="Antonelli M., Reinke A., Bakas S., et al. The Medical Segmentation Decathlon. "
+             "Nature Communications 13:4128, 2022.",
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ class MsdTask(Task):
         self.spec = TaskSpec(
             name=name, version="1", description=task.description, domain="ct", kind="segmentation",
             class_names=classes, metrics=segmentation_metrics(classes), main_metric="dice_mean",
-            reader="msd-nifti", embedded=False,
+            embedded=False, **MSD_SOURCE,
             preprocessing=Preprocessing(windows=list(task.windows), channels=3, size=64),
             data_layout=f"DIR = {task.folder}/ (or its parent): dataset.json, imagesTr/*.nii.gz, "
                         f"labelsTr/*.nii.gz (labels {labels})",

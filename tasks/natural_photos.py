@@ -30,7 +30,13 @@ class NaturalPhotoPatches(Task):
         metrics=["accuracy", "balanced_accuracy", "auc"],
         main_metric="accuracy",
         default_scales=[1.0, 0.5, 0.1],  # 1 % of ~13 groups per class is below the 2-group floor
-        reader="image-folder",
+        license="Apache-2.0 (ctbench's patch generator); the photographs are those shipped with scikit-image "
+                "(public domain or CC0; motorcycle: Middlebury 2014 stereo data, cite Scharstein et al. 2014), "
+                "scikit-learn (china.jpg, flower.jpg: CC BY 2.0) and matplotlib (grace_hopper.jpg: public domain)",
+        reference="https://scikit-image.org/docs/stable/api/skimage.data.html",
+        citation="van der Walt S., Schönberger J. L., Nunez-Iglesias J., Boulogne F., Warner J. D., Yager N., "
+                 "Gouillart E., Yu T., and the scikit-image contributors. scikit-image: image processing in Python. "
+                 "PeerJ 2:e453, 2014.",
         preprocessing=Preprocessing(windows=[Window(center=127.5, width=255)], channels=3, size=64),
         data_layout="DIR/<class>/<group>__<k>.png (torchvision ImageFolder; class folders named as the classes)",
         embedded=True,

@@ -68,7 +68,11 @@ class RsnaIntracranialHemorrhage(Task):
         class_names=list(SUBTYPES),
         metrics=["auc"],
         main_metric="auc",
-        reader="rsna-ich-dicom",
+        license="RSNA terms: non-commercial research and education use, citing the RSNA and Flanders et al. 2020",
+        reference="https://www.kaggle.com/c/rsna-intracranial-hemorrhage-detection",
+        citation="Flanders A. E., Prevedello L. M., Shih G., et al. Construction of a Machine Learning Dataset through "
+                 "Collaboration: The RSNA 2019 Brain CT Hemorrhage Challenge. Radiology: Artificial Intelligence "
+                 "2(3):e190211, 2020. (Brain CT Hemorrhage Dataset, Copyright RSNA, 2019.)",
         preprocessing=Preprocessing(
             windows=[Window(center=40, width=80), Window(center=80, width=200), Window(center=600, width=2800)],
             channels=3, size=64),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sklearn.model_selection import train_test_split
 
 from benchmark.core.atomic import atomic_open, canonical_json, write_json
@@ -33,6 +34,61 @@ TEST_FRACTION = 0.2
 VAL_FRACTION = 0.2
 SPLIT_SEED = 0  # the test set never moves with the run's seed
 MIN_BUDGET_PATIENTS = 2  # one to fit on, one to select hyperparameters on
+
+
+class _Payload(BaseModel):
+    """A manifest's JSON, as written and as read back. Strict: a patient id is a string, a count an int,
+    never coerced; ``extra="forbid"``: a key ctbench does not write is an edit, not data to ignore."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SplitCounts(_Payload):
+    test_patients: int
+    pool_patients: int
+    test_cases: int
+    pool_cases: int
+
+
+class SplitManifest(_Payload):
+    """``split.json``: the fixed test patients and the training pool, by stratum."""
+
+    manifest_version: int
+    task: str
+    task_version: str
+    data_fingerprint: str
+    split_seed: int
+    stratified: bool
+    test_patients: list[str]
+    pool_strata: dict[str, list[str]]
+    counts: SplitCounts
+    official_split: Optional[bool] = None  # written only when True: manifests without one keep their bytes
+
+
+class BudgetCounts(_Payload):
+    train_patients: int
+    val_patients: int
+    train_cases: int
+    val_cases: int
+
+
+class BudgetManifest(_Payload):
+    """``seed<S>/scale-<f>.json``: one label budget drawn inside a split's pool."""
+
+    manifest_version: int
+    task: str
+    task_version: str
+    split_sha256: str
+    seed: int
+    scale: float
+    floored: bool
+    train_patients: list[str]
+    val_patients: list[str]
+    counts: BudgetCounts
+
+
+def _payload(model: _Payload) -> dict:
+    return model.model_dump(mode="json", exclude_none=True)
 
 
 @dataclass(frozen=True)
@@ -99,25 +155,15 @@ def make_split(task: str, version: str, data_fingerprint: str, patient_ids: np.n
         stratify = _stratify_or_none(patients, majority, n_test)
         pool, test = train_test_split(patients, test_size=n_test, random_state=SPLIT_SEED, stratify=stratify)
     case_counts = Counter(patient_ids.tolist())
-    payload = {
-        "manifest_version": MANIFEST_VERSION,
-        "task": task,
-        "task_version": version,
-        "data_fingerprint": data_fingerprint,
-        "split_seed": SPLIT_SEED,
-        "stratified": stratify is not None,
-        "test_patients": sorted(test),
-        "pool_strata": _pool_strata(sorted(pool), majority),
-        "counts": {
-            "test_patients": len(test),
-            "pool_patients": len(pool),
-            "test_cases": sum(case_counts[p] for p in test),
-            "pool_cases": sum(case_counts[p] for p in pool),
-        },
-    }
-    if official_test is not None:  # only then: manifests of datasets without one keep their bytes
-        payload["official_split"] = True
-    return _write_once(path, payload)
+    manifest = SplitManifest(
+        manifest_version=MANIFEST_VERSION, task=task, task_version=version, data_fingerprint=data_fingerprint,
+        split_seed=SPLIT_SEED, stratified=stratify is not None, test_patients=sorted(test),
+        pool_strata=_pool_strata(sorted(pool), majority),
+        counts=SplitCounts(test_patients=len(test), pool_patients=len(pool),
+                           test_cases=sum(case_counts[p] for p in test), pool_cases=sum(case_counts[p] for p in pool)),
+        official_split=True if official_test is not None else None,
+    )
+    return _write_once(path, _payload(manifest))
 
 
 def _official_test(task: str, patient_ids: np.ndarray, official: Optional[np.ndarray]) -> Optional[list[str]]:
@@ -171,24 +217,13 @@ def make_budget(split: Manifest, seed: int, scale: float, patient_ids: np.ndarra
         val += share[-n_val:]
         floored |= math.ceil(scale * len(members)) < MIN_BUDGET_PATIENTS
     case_counts = Counter(patient_ids.tolist())
-    payload = {
-        "manifest_version": MANIFEST_VERSION,
-        "task": split.payload["task"],
-        "task_version": split.payload["task_version"],
-        "split_sha256": split.sha256,
-        "seed": seed,
-        "scale": scale,
-        "floored": floored,
-        "train_patients": train,
-        "val_patients": val,
-        "counts": {
-            "train_patients": len(train),
-            "val_patients": len(val),
-            "train_cases": sum(case_counts[p] for p in train),
-            "val_cases": sum(case_counts[p] for p in val),
-        },
-    }
-    return _write_once(path, payload)
+    manifest = BudgetManifest(
+        manifest_version=MANIFEST_VERSION, task=split.payload["task"], task_version=split.payload["task_version"],
+        split_sha256=split.sha256, seed=seed, scale=scale, floored=floored, train_patients=train, val_patients=val,
+        counts=BudgetCounts(train_patients=len(train), val_patients=len(val),
+                            train_cases=sum(case_counts[p] for p in train), val_cases=sum(case_counts[p] for p in val)),
+    )
+    return _write_once(path, _payload(manifest))
 
 
 def indices_for(patient_ids: np.ndarray, patients: list[str]) -> np.ndarray:
@@ -211,14 +246,14 @@ def verify(splits_dir: Path, slices_dir: Path) -> VerifyReport:
     """
     report = VerifyReport()
     for split_path in sorted(Path(splits_dir).glob("*/*/split.json")):
-        split = _load(split_path, report, SPLIT_FIELDS)
+        split = _load(split_path, report, SplitManifest)
         if split is None:
             continue
         cases = _cases_per_patient(slices_dir, split.payload)
         report.counted += cases is not None
         report.problems += _split_problems(split, cases)
         paths = sorted(split_path.parent.glob("seed*/scale-*.json"))
-        budgets = [_load(path, report, BUDGET_FIELDS) for path in paths]
+        budgets = [_load(path, report, BudgetManifest) for path in paths]
         for budget in filter(None, budgets):
             report.counted += cases is not None
             report.problems += _budget_problems(budget, split, cases)
@@ -226,21 +261,7 @@ def verify(splits_dir: Path, slices_dir: Path) -> VerifyReport:
     return report
 
 
-# the fields the checks read, and what each must be; "patients" is a list of patient ids
-SPLIT_FIELDS = {"task": "string", "task_version": "string", "data_fingerprint": "string", "counts": "object",
-                "test_patients": "patients", "pool_strata": "strata"}
-BUDGET_FIELDS = {"split_sha256": "string", "scale": "number", "counts": "object", "train_patients": "patients",
-                 "val_patients": "patients"}
-FIELD_KINDS = {
-    "string": lambda v: isinstance(v, str),
-    "object": lambda v: isinstance(v, dict),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "patients": lambda v: isinstance(v, list) and all(isinstance(p, str) for p in v),
-    "strata": lambda v: isinstance(v, dict) and all(FIELD_KINDS["patients"](m) for m in v.values()),
-}
-
-
-def _load(path: Path, report: VerifyReport, fields: dict[str, str]) -> Optional[Manifest]:
+def _load(path: Path, report: VerifyReport, model: type[_Payload]) -> Optional[Manifest]:
     """The manifest, if it is one; its checksum problems and shape problems go to ``report``."""
     report.manifests += 1
     sha = file_sha256(path)
@@ -254,22 +275,25 @@ def _load(path: Path, report: VerifyReport, fields: dict[str, str]) -> Optional[
     except (OSError, ValueError) as exc:
         report.problems.append(f"{path}: not a readable manifest ({exc})")
         return None
-    problem = _shape_problem(payload, fields)
-    if problem:
-        report.problems.append(f"{path}: not a valid manifest ({problem})")
+    try:
+        model.model_validate(payload)
+    except ValidationError as exc:
+        report.problems.append(f"{path}: not a valid manifest ({_shape_problem(exc)})")
         return None
     return Manifest(path, payload, sha)
 
 
-def _shape_problem(payload, fields: dict[str, str]) -> Optional[str]:
-    if not isinstance(payload, dict):
+def _shape_problem(exc: ValidationError) -> str:
+    """The first problem pydantic found, on one line: where in the manifest, and what."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "missing":
+        return f"no {where!r}"
+    if error["type"] == "model_type" and not where:
         return "not a JSON object"
-    for name, kind in fields.items():
-        if name not in payload:
-            return f"no {name!r}"
-        if not FIELD_KINDS[kind](payload[name]):
-            return f"{name!r} is not {'a list of patient ids' if kind == 'patients' else 'a ' + kind}"
-    return None
+    if error["type"] == "extra_forbidden":
+        return f"{where!r} is not a manifest field"
+    return f"{where or 'the manifest'}: {error['msg']}".replace("\n", " ")
 
 
 def _cases_per_patient(slices_dir: Path, split: dict) -> Optional[Counter]:

@@ -45,7 +45,7 @@ def short_finetune(arch: str, accel: Accelerator, size: int, batch: int, steps: 
     images = (rng.uniform(0, 0.4, (n, 3, size, size)) + 0.5 * labels[:, None, None, None]).astype(np.float16)
     slices = SliceSet(images, labels, np.arange(n).astype(str), np.arange(n).astype(str), "gpu-check")
     task = TaskSpec(name="gpu-check", version="1", domain="ct", kind="classification",
-                    class_names=["dark", "bright"], metrics=["accuracy"], main_metric="accuracy", reader="none")
+                    class_names=["dark", "bright"], metrics=["accuracy"], main_metric="accuracy")
     profile = dataclasses.replace(PROFILES["paper"], training_overrides=dict(
         optimizer="adamw", lr=1e-3, batch_size=batch, epochs=steps, max_steps=steps, selection="last"))
     torch.manual_seed(0)

@@ -15,15 +15,23 @@ Choices that differ from the study (SimCLR, ResNet-50, LARS at batch 4096, 224 p
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
 from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from benchmark.core.errors import ConfigError
 
 Method = Literal["simclr", "byol"]
 METHODS = ("simclr", "byol")
 
 
-@dataclass(frozen=True)
-class Recipe:
+class Recipe(BaseModel):
+    """Validated when made, so a bad value fails before any training: ``with_`` and ``recipe_from``
+    raise a one-line ConfigError naming it (``Recipe(...)`` itself pydantic's ValidationError).
+    ``to_dict()`` is what the run key hashes and the sidecar records."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     method: str = "simclr"
     arch: str = "resnet18"
     epochs: int = 8
@@ -47,13 +55,67 @@ class Recipe:
     jitter: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2)
     grayscale_p: float = 0.2
 
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        if method not in METHODS:
+            raise ValueError(f"unknown pretraining method {method!r}; choose one of {', '.join(METHODS)}")
+        return method
+
+    @field_validator("epochs")
+    @classmethod
+    def _some_epochs(cls, epochs: int) -> int:
+        if epochs < 1:
+            raise ValueError(f"epochs must be at least 1, not {epochs}")
+        return epochs
+
+    @field_validator("batch_size")
+    @classmethod
+    def _pairs_to_contrast(cls, batch_size: int) -> int:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        if batch_size < 2:
+            raise ValueError("batch_size must be at least 2: contrastive losses need negatives and BatchNorm a batch")
+        return batch_size
+
+    @field_validator("image_size")
+    @classmethod
+    def _image_size_in_range(cls, image_size: int) -> int:
+        if not 8 <= image_size <= 1024:
+            raise ValueError(f"image_size must be between 8 and 1024, not {image_size}")
+        return image_size
+
+    @field_validator("lr")
+    @classmethod
+    def _positive_lr(cls, lr: float) -> float:
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, not {lr}")
+        return lr
+
     def to_dict(self) -> dict:
-        payload = asdict(self)
+        payload = self.model_dump()
         payload["jitter"] = list(self.jitter)
         return payload
 
     def with_(self, **changes) -> "Recipe":
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """This recipe with the given fields changed (None: unchanged), validated again."""
+        return recipe_from({**self.model_dump(), **{k: v for k, v in changes.items() if v is not None}})
+
+
+def recipe_from(fields: dict) -> Recipe:
+    """A Recipe from plain fields; a bad value is a ConfigError with one line naming the field."""
+    try:
+        return Recipe.model_validate(fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "value_error":
+            message = str(error["ctx"]["error"])
+        elif error["type"] == "extra_forbidden":
+            message = f"{where!r} is not a pretraining recipe field"
+        else:
+            message = f"recipe field {where}: {error['msg']}"
+        raise ConfigError(message) from None
 
 
 # The demo baselines' recipes (demo-ct-simclr, demo-natural-simclr): timm's test_resnet (0.4 M

@@ -17,7 +17,6 @@ not stop. The state file is removed once the weights and the sidecar are written
 from __future__ import annotations
 
 import math
-import random
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -27,15 +26,16 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmark.core.atomic import atomic_open
-from benchmark.core.errors import CheckpointError, ConfigError, JobError
+from benchmark.core.errors import CheckpointError, ConfigError, CTBenchError, JobError
 from benchmark.core.hashing import canonical_hash, file_sha256
 from benchmark.core.specs import CheckpointSpec
+from benchmark.evaluation.accel import pick_device, seed_everything
 from benchmark.models.backbones import create_backbone
 from benchmark.pretrain.augment import SimCLRAugment
 from benchmark.pretrain.corpus import find_corpus_files, fingerprint, load_corpus
 from benchmark.pretrain.methods import build_method
 from benchmark.pretrain.output import check_name, default_name, read_sidecar, sidecar_path, state_path, write_outputs
-from benchmark.pretrain.recipe import DEMO_RECIPES, METHODS, Recipe
+from benchmark.pretrain.recipe import DEMO_RECIPES, Recipe
 
 STATE_VERSION = 1
 EpochCallback = Callable[[int, float], None]
@@ -50,11 +50,11 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> flo
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA device")
-    return torch.device(device)
+    """The evaluation's ``pick_device``, with the pretraining API's own wording: it has no ``--device`` flag."""
+    try:
+        return pick_device(device)
+    except CTBenchError:
+        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA device") from None
 
 
 def pretrain(corpus: Path, out: Path, *, method: Optional[str] = None, arch: Optional[str] = None,
@@ -77,7 +77,6 @@ def pretrain(corpus: Path, out: Path, *, method: Optional[str] = None, arch: Opt
         raise ConfigError("the output file must end in .safetensors", out)
     recipe = (recipe or default_recipe(Path(corpus))).with_(
         method=method, arch=arch, epochs=epochs, batch_size=batch_size, image_size=image_size, seed=seed, lr=lr)
-    _check_recipe(recipe)
     name = check_name(name or default_name(out))
     dev = resolve_device(device)
 
@@ -91,7 +90,7 @@ def pretrain(corpus: Path, out: Path, *, method: Optional[str] = None, arch: Opt
                               "preprocessing": data.preprocessing.model_dump(mode="json"), "mean": mean, "std": std,
                               "batch": batch})
 
-    _seed_everything(recipe.seed)
+    seed_everything(recipe.seed)
     backbone = create_backbone(recipe.arch, 3)
     model = build_method(backbone, recipe)
     if dev.type == "cpu":
@@ -167,26 +166,6 @@ def is_pretrained(corpus: Path, out: Path, recipe: Optional[Recipe] = None) -> b
     recipe = recipe or default_recipe(Path(corpus))
     return (payload.get("recipe") == recipe.to_dict() and spec.sha256 == file_sha256(out)
             and payload.get("corpus", {}).get("fingerprint") == fingerprint(Path(corpus), files))
-
-
-def _check_recipe(recipe: Recipe) -> None:
-    if recipe.method not in METHODS:
-        raise ConfigError(f"unknown pretraining method {recipe.method!r}; choose one of {', '.join(METHODS)}")
-    for field in ("epochs", "batch_size"):
-        if getattr(recipe, field) < 1:
-            raise ConfigError(f"{field} must be at least 1, not {getattr(recipe, field)}")
-    if recipe.batch_size < 2:
-        raise ConfigError("batch_size must be at least 2: contrastive losses need negatives and BatchNorm a batch")
-    if not 8 <= recipe.image_size <= 1024:
-        raise ConfigError(f"image_size must be between 8 and 1024, not {recipe.image_size}")
-    if recipe.lr <= 0:
-        raise ConfigError(f"lr must be positive, not {recipe.lr}")
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _save_state(path: Path, run_key: str, epochs_done: int, model, optimizer, gen, losses) -> None:

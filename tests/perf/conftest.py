@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.perf.perfkit import PATIENTS, REPO, SLICES_PER_SERIES, THREADS, PerfReport, prepare_body_region
+from tests.perf.perfkit import PATIENTS, REPO, SLICES_PER_SERIES, THREADS, PerfReport
+from tests.perf.workloads import prepare_body_region
 
 REPORT = PerfReport()
 

@@ -6,7 +6,7 @@ from benchmark.data.slices import SliceSet
 from benchmark.evaluation.protocols import PROTOCOLS, JobContext
 
 TASK = TaskSpec(name="t", version="1", domain="ct", kind="classification", class_names=list("abcdef"),
-                metrics=["accuracy", "balanced_accuracy", "auc"], main_metric="accuracy", reader="r")
+                metrics=["accuracy", "balanced_accuracy", "auc"], main_metric="accuracy")
 
 
 def test_linear_job_on_demo_sized_features(benchmark):

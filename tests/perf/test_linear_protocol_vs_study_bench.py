@@ -14,7 +14,8 @@ import itertools
 import numpy as np
 import pytest
 
-from tests.perf.perfkit import ACCURACY_MARGIN, STUDY_RECIPE, ctbench_linear, grid_jobs, study_linear
+from tests.perf.perfkit import ACCURACY_MARGIN, STUDY_RECIPE
+from tests.perf.workloads import ctbench_linear, grid_jobs, study_linear
 
 GROUP = "linear-protocol"
 _rounds = itertools.count()

@@ -10,7 +10,7 @@ linear jobs on a fresh workdir:
   a small grid (scales 1 and 0.1, seed 42).
 
 The DICOM files are made outside the timing: the phantom's patients are copied with new
-PatientIDs and UIDs and a little pixel noise (perfkit.replicate_phantom), once for the largest
+PatientIDs and UIDs and a little pixel noise (workloads.replicate_phantom), once for the largest
 size; smaller sizes hard-link the first patients. The exponent k of time ~ slices^k is fitted
 on log-log axes.
 """
@@ -19,11 +19,8 @@ import time
 
 import pytest
 
-from tests.perf.perfkit import (
-    MAX_SCALING_EXPONENT,
-    SCALING_SCALES,
-    SCALING_SEEDS,
-    SCALING_SIZES,
+from tests.perf.perfkit import MAX_SCALING_EXPONENT, SCALING_SCALES, SCALING_SEEDS, SCALING_SIZES
+from tests.perf.workloads import (
     ctbench_linear,
     grid_jobs,
     link_subset,

@@ -14,9 +14,9 @@ from benchmark.models.backbones import create_backbone
 SIZE, N = 64, 400
 CK = CheckpointSpec(name="c", arch="test_resnet", pretraining_domain="none")
 CLS = TaskSpec(name="t", version="1", domain="ct", kind="classification", class_names=list("abcdef"),
-               metrics=["accuracy", "balanced_accuracy", "auc"], main_metric="accuracy", reader="r")
+               metrics=["accuracy", "balanced_accuracy", "auc"], main_metric="accuracy")
 SEG = TaskSpec(name="s", version="1", domain="ct", kind="segmentation", class_names=["bg", "liver", "lesion"],
-               metrics=["dice_mean", "dice_liver", "dice_lesion"], main_metric="dice_mean", reader="r")
+               metrics=["dice_mean", "dice_liver", "dice_lesion"], main_metric="dice_mean")
 
 
 def _context(task: TaskSpec) -> JobContext:

@@ -8,7 +8,7 @@ from benchmark.evaluation.protocols import PROTOCOLS, JobContext
 from benchmark.evaluation.protocols.linear import _best
 
 TASK = TaskSpec(name="t", version="1", domain="ct", kind="classification", class_names=["a", "b", "c"],
-                metrics=["accuracy", "auc"], main_metric="accuracy", reader="r")
+                metrics=["accuracy", "auc"], main_metric="accuracy")
 CK = CheckpointSpec(name="c", arch="resnet18", pretraining_domain="none")
 
 

@@ -17,9 +17,9 @@ from benchmark.models.backbones import create_backbone
 SIZE = 32
 CK = CheckpointSpec(name="tiny", arch="test_resnet", pretraining_domain="none")
 CLS = TaskSpec(name="bright", version="1", domain="ct", kind="classification", class_names=["dark", "bright"],
-               metrics=["accuracy", "auc"], main_metric="accuracy", reader="r")
+               metrics=["accuracy", "auc"], main_metric="accuracy")
 SEG = TaskSpec(name="discs", version="1", domain="ct", kind="segmentation", class_names=["bg", "disc", "core"],
-               metrics=["dice_disc", "dice_core", "dice_mean"], main_metric="dice_mean", reader="r")
+               metrics=["dice_disc", "dice_core", "dice_mean"], main_metric="dice_mean")
 # A little more training than the demo's, so the test checks learning, not the budget.
 PROFILE = dataclasses.replace(PROFILES["demo"], training_overrides={**PROFILES["demo"].training_overrides,
                                                                    "max_steps": 40, "epochs": 40})
@@ -153,7 +153,7 @@ def test_multilabel_linear_and_knn_use_one_head_per_label():
     images[:, 0] += 0.6 * labels[:, 0, None, None]  # label 0 lives in channel 0, label 1 in channel 2
     images[:, 2] += 0.6 * labels[:, 1, None, None]
     task = TaskSpec(name="multi", version="1", domain="xray", kind="multilabel", class_names=["a", "b"],
-                    metrics=["auc"], main_metric="auc", reader="r")
+                    metrics=["auc"], main_metric="auc")
     for protocol in ("linear", "knn"):
         outcome = PROTOCOLS.get(protocol).run(_context(task, images, labels))
         assert outcome.predictions["probabilities"].shape == (32, 2)

@@ -6,7 +6,7 @@ from benchmark.core.specs import CheckpointSpec, Preprocessing, RunSpec, TaskSpe
 
 def task_kwargs(**overrides):
     base = dict(name="t", version="1", domain="ct", kind="classification", class_names=["a", "b"],
-                metrics=["accuracy"], main_metric="accuracy", reader="r")
+                metrics=["accuracy"], main_metric="accuracy")
     return {**base, **overrides}
 
 

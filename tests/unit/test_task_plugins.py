@@ -25,7 +25,7 @@ import numpy as np
 
 class Squares(Task):
     spec = TaskSpec(name="{name}", version="1", domain="ct", kind="classification", class_names=["a", "b"],
-                    metrics=["accuracy"], main_metric="accuracy", reader="squares")
+                    metrics=["accuracy"], main_metric="accuracy")
     def cases(self, root):
         for i in range(12):
             yield Case(f"c{{i}}", f"p{{i}}", np.full((8, 8), float(i % 2)), i % 2)
