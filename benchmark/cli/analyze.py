@@ -5,6 +5,7 @@ import argparse
 
 from benchmark.catalog.registries import checkpoint_registry, task_registry
 from benchmark.catalog.resolve import is_available
+from benchmark.cli.options import add_device, add_include, add_profile, add_workdir, csv_list, name_path
 from benchmark.cli.output import info
 from benchmark.core.errors import ConfigError
 from benchmark.core.specs import RunSpec
@@ -12,14 +13,35 @@ from benchmark.core.workdir import Workdir
 from benchmark.results.store import LoadProblem, ResultStore
 
 DEFAULT_TASK = "phantom-body-region"
+COMPARED_PROTOCOLS = ("finetune", "linear", "knn")  # those whose stored predictions are per test slice
+
+
+def add_parser(sub) -> None:
+    analyze = sub.add_parser("analyze", help="feature reuse, checkpoint similarity, filter uniqueness and "
+                             "who-knew-what on one task (SVGs and JSON under WORKDIR/analysis/TASK)")
+    add_workdir(analyze)
+    add_include(analyze)
+    analyze.add_argument("--task", help=f"a classification or multilabel task (default: {DEFAULT_TASK})")
+    analyze.add_argument("--checkpoints", type=csv_list, help="comma-separated names (default: those with results "
+                         "for the task, else the profile's references)")
+    add_profile(analyze)
+    add_device(analyze)
+    analyze.add_argument("--protocol", choices=COMPARED_PROTOCOLS, default="finetune",
+                         help="whose stored predictions who-knew-what compares (default: finetune)")
+    analyze.add_argument("--scale", type=float, default=1.0, help="data scale of the reuse finetune and of the "
+                         "compared job (default 1)")
+    analyze.add_argument("--seed", type=int, default=42, help="seed of the reuse finetune and of the compared job")
+    analyze.add_argument("--max-cases", type=int, default=512, help="test slices compared, evenly spaced")
+    analyze.add_argument("--weights", type=name_path, action="append", default=[], metavar="NAME=FILE")
+    analyze.add_argument("--data", type=name_path, action="append", default=[], metavar="TASK=DIR")
+    analyze.set_defaults(handler=cmd_analyze)
 
 
 def default_checkpoints(workdir: Workdir, task: str, profile: str, weights: dict) -> list[str]:
     """Those with stored results for the task in this profile; with none, the profile's references
     that have weights to be had (made-here baselines always do)."""
-    stored = sorted({r["job"]["checkpoint"] for r in ResultStore(workdir.results).iter_results()
-                     if not isinstance(r, LoadProblem) and r["job"].get("task") == task
-                     and r["job"].get("profile") == profile})
+    stored = sorted({r.job.checkpoint for r in ResultStore(workdir.results).iter_results()
+                     if not isinstance(r, LoadProblem) and r.job.task == task and r.job.profile == profile})
     if stored:
         return stored
     references = [e.obj for e in checkpoint_registry(workdir)

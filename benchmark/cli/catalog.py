@@ -5,12 +5,38 @@ import argparse
 import inspect
 import json
 import sys
+from pathlib import Path
 
 from benchmark.catalog.registries import checkpoint_registry, task_registry
 from benchmark.catalog.resolve import is_available
+from benchmark.cli.options import FORMAT_HELP, add_include, add_workdir
 from benchmark.cli.output import info, print_table
 from benchmark.core.errors import EXIT_BAD_CHECKPOINT, EXIT_BAD_INPUT, DataError
 from benchmark.core.workdir import Workdir
+
+
+def add_parser(sub) -> None:
+    tasks_parser = sub.add_parser("tasks", help="registered tasks")
+    tasks_parser.set_defaults(handler=cmd_tasks)
+    tasks = tasks_parser.add_subparsers(dest="action", required=True)
+    add_include(tasks.add_parser("list", help="name, domain, kind, metric and source"))
+    show = tasks.add_parser("show", help="a task's spec and the on-disk layout it expects")
+    show.add_argument("name")
+    add_include(show)
+    validate = tasks.add_parser("validate", help="check a dataset folder; one line per problem, exit 2 if any")
+    validate.add_argument("name")
+    validate.add_argument("--data", required=True, type=Path, metavar="DIR")
+    add_include(validate)
+
+    checkpoints_parser = sub.add_parser("checkpoints", help="checkpoints")
+    checkpoints_parser.set_defaults(handler=cmd_checkpoints)
+    checkpoints = checkpoints_parser.add_subparsers(dest="action", required=True)
+    add_workdir(checkpoints.add_parser("list", help="registered and submitted checkpoints"))
+    inspect_file = checkpoints.add_parser("inspect", help="format, keys, sha256 and finiteness of a checkpoint file")
+    inspect_file.add_argument("file", type=Path)
+    inspect_file.add_argument("--arch", help="timm architecture (default: inferred)")
+    inspect_file.add_argument("--format", help=FORMAT_HELP)
+    inspect_file.add_argument("--json", action="store_true")
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

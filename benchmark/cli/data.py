@@ -3,8 +3,24 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from benchmark.core.errors import ConfigError
+
+
+def add_parser(sub) -> None:
+    data = sub.add_parser("data", help="the embedded datasets")
+    data.set_defaults(handler=cmd_data)
+    actions = data.add_subparsers(dest="action", required=True)
+    demo = actions.add_parser("demo", help="write the CT phantom (DICOM series, LiTS NIfTI, unlabeled corpus)")
+    demo.add_argument("--out", required=True, type=Path)
+    demo.add_argument("--seed", type=int, default=0)
+    inspect = actions.add_parser("inspect", help="JSON summary of a DICOM file, a DICOM series folder or a NIfTI file")
+    inspect.add_argument("path", type=Path)
+    preview = actions.add_parser("preview", help="PNG contact sheet of sample slices per body region")
+    preview.add_argument("root", type=Path)
+    preview.add_argument("--out", required=True, type=Path)
+    preview.add_argument("--per-region", type=int, default=3)
 
 
 def cmd_data(args: argparse.Namespace) -> int:

@@ -4,10 +4,29 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmark.catalog.registries import checkpoint_registry, task_registry
 from benchmark.catalog.resolve import is_available
 from benchmark.catalog.submissions import load_submissions, record_submission
+from benchmark.cli.options import (
+    DEFAULT_PROTOCOL_NAMES,
+    EXECUTORS,
+    FORMAT_HELP,
+    PRECISIONS,
+    PRETRAINING_DOMAINS,
+    PROTOCOL_NAMES,
+    add_device,
+    add_include,
+    add_profile,
+    add_workdir,
+    csv_list,
+    key_value,
+    name_path,
+    numbers,
+    positive,
+    slurm_minutes,
+)
 from benchmark.cli.output import info
 from benchmark.cli.results import build_site
 from benchmark.core.errors import ConfigError, CTBenchError
@@ -16,8 +35,89 @@ from benchmark.core.locks import exclusive
 from benchmark.core.specs import CheckpointSpec, InputConvention, RunSpec
 from benchmark.core.workdir import Workdir
 from benchmark.evaluation.profiles import PROFILES
-from benchmark.execution import orchestrate
-from benchmark.execution.executors import ExecOptions, SlurmOptions
+
+if TYPE_CHECKING:  # the executors and the orchestration import torch: only once a command runs
+    from benchmark.execution.executors import ExecOptions
+    from benchmark.execution.orchestrate import RunSummary
+
+
+def add_parser(sub) -> None:
+    run = sub.add_parser("run", help="run the grid (default: the embedded suite) and build the leaderboard")
+    _add_grid(run)
+    run.add_argument("--checkpoints", type=csv_list, help="comma-separated names (default: the profile's and "
+                     "submissions)")
+    run.add_argument("--data", type=name_path, action="append", default=[], metavar="TASK=DIR",
+                     help="where a task's dataset lives (repeatable)")
+    run.add_argument("--analysis-task", help="after the jobs, run `ctbench analyze` on this task with the run's "
+                     "checkpoints (default: phantom-body-region when the run includes it; 'none' to skip)")
+    _add_execution(run)
+    run.set_defaults(handler=cmd_run)
+
+    submit = sub.add_parser("submit", help="evaluate a checkpoint file on the suite and put it on the leaderboard")
+    submit.add_argument("file", type=Path)
+    submit.add_argument("--name", required=True)
+    submit.add_argument("--arch", required=True, help="timm architecture, e.g. resnet50")
+    submit.add_argument("--format", help=FORMAT_HELP)
+    submit.add_argument("--pretraining-domain", choices=PRETRAINING_DOMAINS, default="mixed")
+    submit.add_argument("--method", default="", help="pretraining method, e.g. simclr")
+    submit.add_argument("--data", dest="pretraining_data", default="", help="what it was pretrained on")
+    submit.add_argument("--input-channels", type=int, default=3)
+    submit.add_argument("--mean", type=numbers(float), help="input normalisation (default: the format's, "
+                        "ImageNet's for most)")
+    submit.add_argument("--std", type=numbers(float))
+    submit.add_argument("--task-data", type=name_path, action="append", default=[], metavar="TASK=DIR")
+    _add_grid(submit)
+    _add_execution(submit)
+    submit.set_defaults(handler=cmd_submit)
+
+
+def _seeds(profile: str) -> str:
+    return ",".join(str(seed) for seed in PROFILES[profile].seeds)
+
+
+def _add_grid(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `run` and `submit`: what to evaluate on, how, and where."""
+    add_workdir(parser)
+    add_include(parser)
+    add_device(parser)
+    add_profile(parser)
+    parser.add_argument("--tasks", type=csv_list, help="comma-separated task names (default: the embedded suite)")
+    parser.add_argument("--protocols", type=csv_list, help=f"comma-separated, from {', '.join(PROTOCOL_NAMES)} "
+                        f"(default: {','.join(DEFAULT_PROTOCOL_NAMES)})")
+    parser.add_argument("--scales", type=numbers(float), help="label fractions, e.g. 1,0.1,0.01 (default: each task's)")
+    parser.add_argument("--seeds", type=numbers(int), help=f"default: the profile's, {_seeds('demo')} for demo and "
+                        f"{_seeds('paper')} for paper")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="autocast precision (auto: bf16 on CUDA where supported, fp32 on CPU)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the models that train")
+    parser.add_argument("--weights", type=name_path, action="append", default=[], metavar="NAME=FILE",
+                        help="local weight file for a registered checkpoint, e.g. imagenet=resnet50.pth")
+    parser.add_argument("--allow-download", action="store_true",
+                        help="let the imagenet baseline download timm weights (needs a network)")
+
+
+def _add_execution(parser: argparse.ArgumentParser) -> None:
+    """Where the jobs run; none of this changes a job's numbers on CPU."""
+    group = parser.add_argument_group("execution")
+    group.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="local: this machine (default); slurm: a job array through submitit; submitit-local: "
+                       "the slurm code path in local subprocesses")
+    group.add_argument("--jobs", type=positive, default=1, help="worker processes for local and submitit-local, "
+                       "each pinned to one GPU when there are several (default 1: in this process)")
+    group.add_argument("--threads", type=positive, default=1, help="CPU threads per job (default 1, so a job's "
+                       "numbers do not depend on the core count or on --jobs; use --jobs for more cores)")
+    group.add_argument("--retry-failed", action="store_true", help="rerun only the jobs that failed before")
+    group.add_argument("--no-wait", action="store_true", help="slurm: return once the array is submitted")
+    group.add_argument("--slurm-partition")
+    group.add_argument("--slurm-time", type=slurm_minutes, metavar="TIME",
+                       help="time limit per array task, in sbatch's formats (default 4:00:00)")
+    group.add_argument("--slurm-gpus-per-job", type=int, metavar="N", help="default 1")
+    group.add_argument("--slurm-cpus-per-job", type=positive, metavar="N", help="default 8")
+    group.add_argument("--slurm-array-parallelism", type=positive, metavar="N",
+                       help="array tasks running at once (default 32)")
+    group.add_argument("--slurm-account")
+    group.add_argument("--slurm-extra", type=key_value, action="append", metavar="KEY=VALUE",
+                       help="any other sbatch option, e.g. mem=64G or qos=high (repeatable)")
 
 
 def default_tasks(data_roots: dict[str, Path]) -> list[str]:
@@ -39,6 +139,8 @@ DEFAULT_ANALYSIS_TASK = "phantom-body-region"
 
 
 def evaluate(spec: RunSpec, workdir: Workdir, options: ExecOptions, analysis_task: str | None = None) -> int:
+    from benchmark.execution import orchestrate
+
     summary = orchestrate.run(spec, workdir, log=info, options=options)
     if summary.submitted:
         info(f"submitted; `ctbench status --workdir {workdir.root}` follows the jobs, and "
@@ -57,7 +159,7 @@ def evaluate(spec: RunSpec, workdir: Workdir, options: ExecOptions, analysis_tas
     return 0
 
 
-def _analysis(spec: RunSpec, workdir: Workdir, task: str, summary: orchestrate.RunSummary) -> None:
+def _analysis(spec: RunSpec, workdir: Workdir, task: str, summary: RunSummary) -> None:
     """The feature-space analysis for the site, skipped when one of the same checkpoints is on disk.
 
     It is a report, not a job: a failure is a warning and the leaderboard is still built.
@@ -92,6 +194,8 @@ def _run_spec(args: argparse.Namespace, checkpoints: list[str], data_roots: dict
 
 def exec_options(args: argparse.Namespace) -> ExecOptions:
     """The execution flags, checked against the executor: a flag that would be ignored is an error."""
+    from benchmark.execution.executors import ExecOptions, SlurmOptions
+
     names = [f.name for f in dataclasses.fields(SlurmOptions)]
     given = {name: getattr(args, "slurm_" + name) for name in names if getattr(args, "slurm_" + name) is not None}
     if args.executor != "slurm" and (given or args.no_wait):

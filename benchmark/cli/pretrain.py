@@ -2,6 +2,24 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from benchmark.cli.options import PRETRAINING_DOMAINS, PRETRAINING_METHODS
+
+
+def add_parser(sub) -> None:
+    pretrain = sub.add_parser("pretrain", help="self-supervised pretraining on a folder of DICOM slices or images")
+    pretrain.add_argument("--corpus", required=True, type=Path)
+    pretrain.add_argument("--method", choices=PRETRAINING_METHODS, default="simclr")
+    pretrain.add_argument("--arch")
+    pretrain.add_argument("--epochs", type=int)
+    pretrain.add_argument("--batch-size", type=int)
+    pretrain.add_argument("--image-size", type=int)
+    pretrain.add_argument("--seed", type=int)
+    pretrain.add_argument("--name")
+    pretrain.add_argument("--pretraining-domain", choices=PRETRAINING_DOMAINS)
+    pretrain.add_argument("--out", required=True, type=Path, help="the .safetensors backbone to write")
+    pretrain.set_defaults(handler=cmd_pretrain)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:

@@ -5,11 +5,54 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchmark.cli.options import add_workdir
 from benchmark.cli.output import info
 from benchmark.core.errors import ConfigError
 from benchmark.core.locks import exclusive
 from benchmark.core.workdir import Workdir
 from benchmark.results.store import ResultStore
+
+EXPORT_FORMATS = ("csv", "json")
+
+
+def add_parser(sub) -> None:
+    results_parser = sub.add_parser("results", help="stored results")
+    results_parser.set_defaults(handler=cmd_results)
+    results = results_parser.add_subparsers(dest="action", required=True)
+    export = results.add_parser("export", help="print one row per job and metric")
+    add_workdir(export)
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="csv")
+    imports = results.add_parser("import", help="add per-seed rows computed elsewhere (the `results export` "
+                                 "columns, optionally task_domain, checkpoint_domain, source) to the leaderboard")
+    imports.add_argument("file", type=Path)
+    add_workdir(imports)
+
+    rescore = sub.add_parser("rescore", help="recompute every result's metrics from its saved predictions")
+    add_workdir(rescore)
+    rescore.add_argument("--check", action="store_true", help="only compare; exit 1 if a stored metric differs")
+    rescore.set_defaults(handler=cmd_rescore)
+
+    board_parser = sub.add_parser("leaderboard", help="the static site")
+    board_parser.set_defaults(handler=cmd_leaderboard)
+    board = board_parser.add_subparsers(dest="action", required=True)
+    build = board.add_parser("build", help="rebuild HTML, CSV and JSON from stored and imported results")
+    add_workdir(build)
+    build.add_argument("--out", type=Path, help="where to write the site (default: <workdir>/site)")
+    board_export = board.add_parser("export", help="print the aggregate table: per cell n, mean, std, 95 %% CI, "
+                                    "and the relative difference and Welch p against each baseline")
+    add_workdir(board_export)
+    board_export.add_argument("--format", choices=EXPORT_FORMATS, default="csv")
+    compare = board.add_parser("compare", help="paired bootstrap over test patients: the CI of A's metric minus "
+                               "B's, from the saved predictions of the seeds both have")
+    compare.add_argument("a")
+    compare.add_argument("b")
+    compare.add_argument("--task", required=True)
+    compare.add_argument("--task-version", default="1")
+    compare.add_argument("--protocol", default="linear")
+    compare.add_argument("--scale", type=float, default=1.0)
+    compare.add_argument("--metric", help="default: the task's main metric")
+    compare.add_argument("--resamples", type=int, default=1000)
+    add_workdir(compare)
 
 
 def build_site(workdir: Workdir, out: Path | None = None) -> Path:

@@ -2,18 +2,35 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from benchmark.catalog.registries import task_registry
+from benchmark.cli.options import add_include, add_profile, add_workdir, numbers
 from benchmark.cli.output import info, print_table
 from benchmark.core.errors import CTBenchError
 from benchmark.core.specs import RunSpec
 from benchmark.core.workdir import Workdir
 from benchmark.data.splits import make_budget, verify
 from benchmark.evaluation.profiles import PROFILES
-from benchmark.execution.grid import check_data_roots
-from benchmark.execution.job_runner import prepare_task
 
 STANDARD_SCALES = (1.0, 0.5, 0.1, 0.01)
+
+
+def add_parser(sub) -> None:
+    splits_parser = sub.add_parser("splits", help="split manifests")
+    splits_parser.set_defaults(handler=cmd_splits)
+    splits = splits_parser.add_subparsers(dest="action", required=True)
+    make = splits.add_parser("make", help="write a task's split and nested label-budget manifests")
+    make.add_argument("task")
+    make.add_argument("--data", type=Path, metavar="DIR", help="the dataset folder (embedded tasks: none)")
+    add_profile(make)
+    make.add_argument("--seeds", type=numbers(int), help="default: the profile's")
+    make.add_argument("--scales", type=numbers(float), help=f"default: {','.join(f'{s:g}' for s in STANDARD_SCALES)} "
+                      "and the task's own")
+    add_workdir(make)
+    add_include(make)
+    verify_parser = splits.add_parser("verify", help="prove no patient is in two sets and every count holds")
+    add_workdir(verify_parser)
 
 
 def cmd_splits(args: argparse.Namespace) -> int:
@@ -22,6 +39,9 @@ def cmd_splits(args: argparse.Namespace) -> int:
 
 
 def _make(args: argparse.Namespace, workdir: Workdir) -> int:
+    from benchmark.execution.grid import check_data_roots  # with the task's data: torch and MONAI
+    from benchmark.execution.job_runner import prepare_task
+
     task = task_registry().get(args.task)
     data_roots = {task.spec.name: args.data} if args.data else {}
     spec = RunSpec(checkpoints=[], tasks=[task.spec.name], profile=args.profile, data_roots=data_roots)

@@ -8,6 +8,7 @@ import argparse
 import json
 from collections import Counter
 
+from benchmark.cli.options import add_workdir
 from benchmark.cli.output import print_table
 from benchmark.core.errors import ConfigError
 from benchmark.core.workdir import Workdir
@@ -17,6 +18,14 @@ from benchmark.results.store import ResultStore
 
 STATES = ("done", "running", "pending", "failed")
 TAIL_SHOWN = 5
+
+
+def add_parser(sub) -> None:
+    status = sub.add_parser("status", help="done, running, pending and failed jobs of the last run's grid, per "
+                            "task and checkpoint, with each failure's error and log")
+    add_workdir(status)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
 
 
 def job_states(workdir: Workdir) -> tuple[list[Job], dict[str, str], dict[str, dict], dict[str, dict]]:

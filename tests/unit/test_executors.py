@@ -4,7 +4,8 @@ import argparse
 import pytest
 
 from benchmark.cli.evaluate import exec_options
-from benchmark.cli.main import _slurm_minutes, build_parser
+from benchmark.cli.main import build_parser
+from benchmark.cli.options import slurm_minutes as _slurm_minutes
 from benchmark.core.errors import ConfigError
 from benchmark.execution.executors import SlurmOptions
 from benchmark.execution.executors.chunks import chunks

@@ -9,28 +9,32 @@ store, so they compute the same numbers; none schedules anything itself beyond c
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from benchmark.core.errors import ConfigError
 from benchmark.core.specs import CheckpointSpec, RunSpec
 from benchmark.core.workdir import Workdir
-from benchmark.execution.executors.local import InProcess, WorkerPool
 from benchmark.execution.executors.options import EXECUTORS, ExecOptions, SlurmOptions
-from benchmark.execution.executors.submitit_executor import SubmititExecutor
-from benchmark.execution.worker import WorkerReport
+
+if TYPE_CHECKING:  # the worker imports torch; naming the executors' options must not
+    from benchmark.execution.worker import WorkerReport
 from benchmark.results.job import Job
 
 
 class Executor(Protocol):
     def run(self, pending: list[Job], spec: RunSpec, workdir: Workdir, checkpoints: dict[str, CheckpointSpec],
-            log) -> WorkerReport: ...
+            log) -> "WorkerReport": ...
 
 
 def executor_for(options: ExecOptions) -> Executor:
     if options.executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {options.executor!r}; choose one of {', '.join(EXECUTORS)}")
     if options.executor == "local":
+        from benchmark.execution.executors.local import InProcess, WorkerPool  # torch: only when jobs run
+
         return InProcess(options) if options.jobs == 1 else WorkerPool(options)
+    from benchmark.execution.executors.submitit_executor import SubmititExecutor
+
     return SubmititExecutor(options)
 
 
