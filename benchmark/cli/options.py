@@ -12,6 +12,7 @@ from typing import get_args
 
 from benchmark.core.specs import DEFAULT_PROTOCOLS, CheckpointFormat, Precision, PretrainingDomain, Profile, RunSpec
 from benchmark.core.workdir import DEFAULT_WORKDIR, ENV_VAR
+from benchmark.execution.executors.options import EXECUTORS as _EXECUTORS
 from benchmark.pretrain.recipe import Method
 
 DEVICES: tuple[str, ...] = get_args(RunSpec.model_fields["device"].annotation)
@@ -20,6 +21,7 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 PRETRAINING_DOMAINS: tuple[str, ...] = get_args(PretrainingDomain)
 CHECKPOINT_FORMATS: tuple[str, ...] = get_args(CheckpointFormat)
 PRETRAINING_METHODS: tuple[str, ...] = get_args(Method)
+EXECUTORS: tuple[str, ...] = tuple(_EXECUTORS)
 # The registry (benchmark.evaluation.protocols) imports torch; tests/unit/test_cli_parsers.py checks these names.
 PROTOCOL_NAMES = ("linear", "knn", "finetune", "seg-linear", "seg-finetune")
 DEFAULT_PROTOCOL_NAMES: tuple[str, ...] = DEFAULT_PROTOCOLS
