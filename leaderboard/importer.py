@@ -26,7 +26,7 @@ from benchmark.catalog.registries import checkpoint_registry, task_registry
 from benchmark.core.atomic import canonical_json, write_json
 from benchmark.core.errors import DataError
 from benchmark.core.hashing import file_sha256
-from benchmark.core.specs import NAME_PATTERN, Domain, PretrainingDomain, TaskSpec, validate_scale
+from benchmark.core.specs import NAME_PATTERN, VERSION_PATTERN, Domain, PretrainingDomain, validate_scale
 from benchmark.core.workdir import Workdir
 from benchmark.results.store import ResultStore
 from leaderboard.aggregate import TIDY_COLUMNS, load
@@ -36,7 +36,6 @@ IMPORT_SCHEMA_VERSION = 1
 OPTIONAL_COLUMNS = ["task_domain", "checkpoint_domain", "source"]
 KEY = TIDY_COLUMNS[:-1]  # checkpoint .. metric: one value per key
 # A task version as ``TaskSpec`` spells it (the pattern of its ``version`` field).
-VERSION_PATTERN = next(m.pattern for m in TaskSpec.model_fields["version"].metadata if getattr(m, "pattern", None))
 __all__ = ["ImportRow", "import_csv", "imported_dir"]  # imported_dir lives in imported.py; the CLI imports it here
 
 

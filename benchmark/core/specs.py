@@ -32,6 +32,8 @@ DEFAULT_SEEDS = (42, 1, 2, 3)
 
 # Names end up in file paths and HTML ids, so they are restricted to a safe alphabet.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$"
+# A task version: results only rank against results of the same version.
+VERSION_PATTERN = r"^\d+(\.\d+)*$"
 
 
 class _Strict(BaseModel):
@@ -96,7 +98,7 @@ class TrainingRecipe(_Strict):
 
 class TaskSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    version: str = Field(pattern=r"^\d+(\.\d+)*$")
+    version: str = Field(pattern=VERSION_PATTERN)
     description: str = ""
     license: str = Field("", description="the data's licence or terms of use, as its publisher states them")
     reference: str = Field("", description="where the data is described and downloaded (an http(s) URL)")
