@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from baselines import builtin_checkpoints
 from benchmark.core.specs import BaselineRole, TaskSpec
 
 RESULT_SCHEMA_VERSION = 1
@@ -289,8 +290,8 @@ class Result(Record):
 
 def _v1(payload: dict) -> dict:
     """Version 1 as written before checkpoints had a ``baseline_role``: the four built-in reference
-    checkpoints get theirs. This is the one place the leaderboard's baselines are named; everything
-    else reads the role (``leaderboard.stats.baselines``)."""
+    checkpoints get the role their spec in ``baselines`` declares; everything else reads the role
+    from the result (``leaderboard.stats.baselines``)."""
     checkpoint = payload.get("checkpoint")
     if not isinstance(checkpoint, dict) or "baseline_role" in checkpoint:
         return payload
@@ -298,8 +299,8 @@ def _v1(payload: dict) -> dict:
     return payload if role is None else {**payload, "checkpoint": {**checkpoint, "baseline_role": role}}
 
 
-BUILTIN_BASELINE_ROLES = {"imagenet": "natural", "demo-natural-simclr": "natural", "random": "random",
-                          "random-resnet50": "random"}
+# Read from the built-in references themselves (baselines/), so no second list of names can drift.
+BUILTIN_BASELINE_ROLES = {spec.name: spec.baseline_role for spec in builtin_checkpoints() if spec.baseline_role}
 
 # The version a file was written as -> what turns it into a payload the current ``Result`` reads.
 # A version 2 adds its entry and makes every older one end in the step to 2.
