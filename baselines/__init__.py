@@ -16,7 +16,9 @@ from typing import Callable, Optional
 
 from baselines import demo_simclr, imagenet, random_init
 from baselines.random_init import RANDOM_INIT_SEED
-from benchmark.core.specs import CheckpointSpec
+from benchmark.core.specs import INPUT_CONVENTIONS, CheckpointSpec
+
+STUDY_INPUT = INPUT_CONVENTIONS["minmax_grey3"]
 
 # function(spec, workdir, allow_download) -> resolved CheckpointSpec with weights
 Materializer = Callable[..., CheckpointSpec]
@@ -45,15 +47,22 @@ _BASELINES = (
                             description="SimCLR on crops of shipped photographs: the ImageNet stand-in"),
              demo_simclr.materialize),
     Baseline(CheckpointSpec(name="random-resnet50", arch="resnet50", pretraining_domain="none", method="random-init",
-                            data="none", baseline_role="random",
-                            description=f"timm default initialisation, torch seed {RANDOM_INIT_SEED}"),
+                            data="none", baseline_role="random", input=STUDY_INPUT,
+                            description=f"timm default initialisation, torch seed {RANDOM_INIT_SEED}; fed the "
+                                        "study's input, as the study fed its random init"),
              random_init.materialize),
     Baseline(CheckpointSpec(name="imagenet", arch="resnet50", pretraining_domain="natural", method="supervised",
                             data="ImageNet-1k", format="timm", baseline_role="natural",
                             description="timm resnet50 ImageNet weights: a local file, or --allow-download"),
              imagenet.download, downloads=True),
+    # The study's own ImageNet reference: SimCLR on ImageNet-1k (LARS, lr 4.8, batch 4096, 100 epochs; see
+    # benchmark/pretrain/recipe.py STUDY_RECIPES), saved as a torchvision-style encoder like its RadNet one.
+    Baseline(CheckpointSpec(name="imagenet-simclr", arch="resnet50", pretraining_domain="natural", method="simclr",
+                            data="ImageNet-1k", format="study", input=STUDY_INPUT, baseline_role="natural",
+                            description="SimCLR on ImageNet in the study's format, from a local file "
+                                        "(--weights imagenet-simclr=FILE)")),
     Baseline(CheckpointSpec(name="radnet", arch="resnet50", pretraining_domain="ct", method="simclr",
-                            data="RadNet-12M", format="study",
+                            data="RadNet-12M", format="study", input=STUDY_INPUT,
                             description="the study's released SimCLR ResNet-50 encoder, from a local file")),
 )
 

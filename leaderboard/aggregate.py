@@ -19,6 +19,7 @@ from scipy import stats
 
 from benchmark.results.store import LoadProblem, ResultStore
 from leaderboard.imported import AnyResult, load_imported
+from leaderboard.variants import as_entry
 
 # The ``results export`` header, which ``results import`` reads back.
 TIDY_COLUMNS = ["checkpoint", "task", "task_version", "protocol", "scale", "seed", "metric", "value"]
@@ -35,7 +36,10 @@ def load(store: ResultStore, imported_dir: Optional[Path] = None) -> tuple[list[
     results: list[AnyResult] = []
     problems: list[LoadProblem] = []
     for item in store.iter_results():
-        (problems if isinstance(item, LoadProblem) else results).append(item)
+        if isinstance(item, LoadProblem):
+            problems.append(item)
+        else:
+            results.append(as_entry(item))
     if imported_dir is not None:
         more, bad = load_imported(imported_dir)
         results, problems = results + more, problems + bad

@@ -59,7 +59,9 @@ class Brats2020Segmentation(Task):
         kind="segmentation",
         class_names=["background", "necrotic", "edema", "enhancing"],
         metrics=["dice_mean", "dice_WT", "dice_TC", "dice_ET", "dice_global_WT", "dice_global_TC",
-                 "dice_global_ET", "dice_slice_WT", "dice_slice_TC", "dice_slice_ET"],
+                 "dice_global_ET", "dice_slice_WT", "dice_slice_TC", "dice_slice_ET",
+                 # the study's batch-pooled Dice, in its metric code's order (background, ET, WT, TC)
+                 "dice_study_background", "dice_study_ET", "dice_study_WT", "dice_study_TC"],
         main_metric="dice_mean",
         license="the BraTS 2020 data-usage terms: research use, citing the BraTS papers (see the download page)",
         reference="https://www.med.upenn.edu/cbica/brats2020/data.html",

@@ -81,7 +81,7 @@ class DeepLesionLesionType(Task):
             channels=3, size=64),
         data_layout="DIR/DL_info.csv and DIR/Images_png/<patient>_<study>_<series>/<slice:03d>.png "
                     "(16-bit, HU = pixel - 32768)",
-        training=study_recipe("chestxray8"),  # the study's recipe for a 2-D classification of this size
+        training=study_recipe("chestxray8", class_weights=None),  # the study's recipe for a 2-D classification of this size
     )
 
     def units(self, root: Path) -> list[Path]:

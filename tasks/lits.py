@@ -13,7 +13,10 @@ Layout, as unpacked: ``DIR/Training Batch 1/volume-0.nii … volume-27.nii`` bes
 re-compressed copies (``.nii.gz``) are read too. Labels 0 background, 1 liver, 2 tumour.
 
 Both tasks take the liver-containing axial slices (axis 2 of the NIfTI array), as 2-D LiTS
-pipelines do, and group them by volume (one volume per patient). Every LiTS volume shows liver,
+pipelines do, and group them by volume (one volume per patient). The study trained on every slice
+instead (its code filters nothing, and its logged 277-278 steps of 128 per epoch mean about 35.5k
+training slices, far more than LiTS's liver slices): ``lits-liver-segmentation-all-slices`` is that
+variant, a task of its own because its test set differs. Every LiTS volume shows liver,
 so an all-background mask is refused by name rather than letting its volume drop out. The embedded
 ``phantom-*`` liver tasks are these tasks on the phantom's data. :func:`foreground_slices`
 (with the 2.5-D input of ``Preprocessing.neighbours``) is shared with the MSD and KiTS adapters.
@@ -30,7 +33,8 @@ from benchmark.data.readers.lits import LITS_LABELS, lits_volumes, mask_of
 from benchmark.data.readers.nifti import read_labelled_pair
 from benchmark.data.readers.volume import axial_image
 from benchmark.data.task import Case, Task
-from benchmark.evaluation.recipes import study_recipe
+from benchmark.evaluation.metrics import study_targets
+from benchmark.evaluation.recipes import STUDY_AUGMENTATION, study_recipe
 
 # Liver (60/200), abdominal soft tissue (40/400) and contrast-enhanced lesion (100/300)
 # windows: those of the phantom analogues, so that real and phantom results compare.
@@ -53,9 +57,12 @@ REAL_LITS_FIELDS = dict(
 
 
 def segmentation_metrics(class_names: list[str], regions: dict[str, list[int]] | None = None) -> list[str]:
-    """dice_mean, then per-volume, pooled and per-slice Dice of every foreground class and region."""
+    """dice_mean, then per-volume, pooled and per-slice Dice of every foreground class and region, then
+    the study's batch-pooled Dice (``dice_study_*``, every class, background included)."""
     targets = [*class_names[1:], *(r for r in regions or {} if r not in class_names)]
-    return ["dice_mean", *(f"dice_{variant}{name}" for variant in ("", "global_", "slice_") for name in targets)]
+    study = study_targets(class_names, regions)
+    return ["dice_mean", *(f"dice_{variant}{name}" for variant in ("", "global_", "slice_") for name in targets),
+            *(f"dice_study_{name}" for name in study)]
 
 
 def foreground_slices(image_xyz: np.ndarray, mask_xyz: np.ndarray,
@@ -65,7 +72,15 @@ def foreground_slices(image_xyz: np.ndarray, mask_xyz: np.ndarray,
         yield int(k), axial_image(image_xyz, int(k), neighbours), axial_image(mask_xyz, int(k))
 
 
+def all_slices(image_xyz: np.ndarray, mask_xyz: np.ndarray,
+               neighbours: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    for k in range(image_xyz.shape[2]):
+        yield k, axial_image(image_xyz, k, neighbours), axial_image(mask_xyz, k)
+
+
 class _LitsTask(Task):
+    every_slice = False  # True: every axial slice, as the study trained; False: the liver's slices only
+
     def units(self, root: Path) -> list[Path]:
         return lits_volumes(root)
 
@@ -74,7 +89,8 @@ class _LitsTask(Task):
         patient = unit.name.split(".")[0]  # volume-N: one volume per patient
         name = unit.relative_to(root).as_posix()
         spacing = (volume.spacing[1], volume.spacing[0])  # rows are Y, columns X
-        for k, image, labels in foreground_slices(volume.array, mask.array, self.spec.preprocessing.neighbours):
+        slices = all_slices if self.every_slice else foreground_slices
+        for k, image, labels in slices(volume.array, mask.array, self.spec.preprocessing.neighbours):
             yield Case(f"{name}#{k}", patient, image, self.label(labels), {"spacing": spacing})
 
     def label(self, mask: np.ndarray):
@@ -105,7 +121,8 @@ class LitsTumourPresent(_LitsTask):
         class_names=["no_tumour", "tumour"],
         metrics=["auc", "accuracy", "balanced_accuracy"],
         main_metric="auc",
-        training=study_recipe("lits", class_weights=None),  # the 3-class weights are the segmentation's
+        training=study_recipe("lits", class_weights=None, augmentation=STUDY_AUGMENTATION["classification"]),
+        # the 3-class weights and the crop-and-blur-only augmentation are the segmentation's
         **REAL_LITS_FIELDS,
     )
 
@@ -113,6 +130,16 @@ class LitsTumourPresent(_LitsTask):
         return int((mask == 2).any())
 
 
+class LitsLiverSegmentationAllSlices(LitsLiverSegmentation):
+    every_slice = True
+    spec = LitsLiverSegmentation.spec.model_copy(update={
+        "name": "lits-liver-segmentation-all-slices",
+        "description": "Liver and tumour segmentation of every axial CT slice, liver or not, as the study "
+                       "trained and tested (LiTS 2017 training volumes).",
+    })
+
+
 SEGMENTATION = LitsLiverSegmentation()
 TUMOUR_PRESENT = LitsTumourPresent()
-TASKS = [SEGMENTATION, TUMOUR_PRESENT]
+SEGMENTATION_ALL_SLICES = LitsLiverSegmentationAllSlices()
+TASKS = [SEGMENTATION, TUMOUR_PRESENT, SEGMENTATION_ALL_SLICES]

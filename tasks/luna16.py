@@ -77,7 +77,7 @@ class Luna16NodulePatch(Task):
             channels=3, size=64),
         data_layout="DIR/subset0..9/<seriesuid>.mhd + .raw and DIR/candidates_V2.csv "
                     "(seriesuid, coordX, coordY, coordZ in mm, class)",
-        training=study_recipe("chestxray8"),  # the study's recipe for a 2-D classification of this size
+        training=study_recipe("chestxray8", class_weights=None),  # the study's recipe for a 2-D classification of this size
     )
 
     def units(self, root: Path) -> list[Path]:

@@ -72,7 +72,7 @@ class MedMNISTOrgan(Task):
             preprocessing=Preprocessing(windows=[Window(center=127.5, width=255)], channels=3, size=64),
             data_layout=f"DIR/{flag}[_64|_128|_224].npz with train/val/test_images (N, H, W) uint8 and "
                         "_labels (N, 1); the largest size present is read",
-            training=study_recipe("chestxray8"),  # the study's recipe for a 2-D classification of this size
+            training=study_recipe("chestxray8", class_weights=None),  # the study's recipe for a 2-D classification of this size
         )
 
     def npz_file(self, root: Path) -> Path:

@@ -14,7 +14,7 @@ from benchmark.core.errors import DataError
 from benchmark.core.specs import Preprocessing, TaskSpec, Window
 from benchmark.data.readers.image import IMAGE_SUFFIXES, read_rgb
 from benchmark.data.task import Case, Task
-from benchmark.evaluation.recipes import study_recipe
+from benchmark.evaluation.recipes import STUDY_AUGMENTATION, study_recipe
 from benchmark.synthetic.embedded import natural_dataset
 from benchmark.synthetic.natural.photos import TASK_CLASSES
 
@@ -40,7 +40,8 @@ class NaturalPhotoPatches(Task):
         preprocessing=Preprocessing(windows=[Window(center=127.5, width=255)], channels=3, size=64),
         data_layout="DIR/<class>/<group>__<k>.png (torchvision ImageFolder; class folders named as the classes)",
         embedded=True,
-        training=study_recipe("chestxray8"),  # the study's recipe for its other 2-D classification task
+        training=study_recipe("chestxray8", class_weights=None, augmentation=STUDY_AUGMENTATION["imagenet"]),
+        # the study's recipe for its other 2-D classification task, with its ImageNet augmentations
     )
 
     def units(self, root: Path) -> list[Path]:

@@ -77,7 +77,7 @@ class RsnaIntracranialHemorrhage(Task):
             windows=[Window(center=40, width=80), Window(center=80, width=200), Window(center=600, width=2800)],
             channels=3, size=64),
         data_layout="DIR/stage_2_train/ID_<hex>.dcm and DIR/stage_2_train.csv (ID_<hex>_<subtype>,0|1)",
-        training=study_recipe("chestxray8"),  # the study's recipe for 2-D multilabel classification
+        training=study_recipe("chestxray8", class_weights=None),  # the study's recipe for 2-D multilabel classification
     )
 
     def units(self, root: Path) -> list[Path]:

@@ -15,7 +15,7 @@ from torch import nn
 from benchmark.core.errors import ConfigError
 from benchmark.core.specs import CheckpointSpec
 from benchmark.evaluation.accel import Accelerator, batches
-from benchmark.evaluation.inputs import to_model_input
+from benchmark.evaluation.inputs import InputPipeline, to_model_input
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")  # timm's ResNet stages (test_resnet and resnet50 alike)
 POOL_GRID = 2
@@ -35,12 +35,15 @@ def pool(output: torch.Tensor) -> np.ndarray:
 
 
 @torch.inference_mode()
-def stage_activations(model: nn.Module, images: np.ndarray, checkpoint: CheckpointSpec, accel: Accelerator,
+def stage_activations(model: nn.Module, images: np.ndarray, checkpoint: CheckpointSpec | InputPipeline,
+                      accel: Accelerator,
                       batch_size: int, rows: np.ndarray | None = None,
                       stages: tuple[str, ...] = STAGES) -> dict[str, np.ndarray]:
     """{stage: (n, C * POOL_GRID**2) float32} for ``images[rows]`` (all rows by default), read a
     batch at a time from a memory-mapped slice array; the model in eval mode (BatchNorm on its
-    running statistics)."""
+    running statistics). ``checkpoint``: its convention on slices already in [0, 1], or the pipeline
+    that feeds it the cached rows in its convention."""
+    to_input = checkpoint if isinstance(checkpoint, InputPipeline) else (lambda b: to_model_input(b, checkpoint))
     rows = np.arange(len(images)) if rows is None else rows
     model = model.to(accel.device).eval()
     captured: dict[str, list[np.ndarray]] = {s: [] for s in stages}
@@ -49,7 +52,7 @@ def stage_activations(model: nn.Module, images: np.ndarray, checkpoint: Checkpoi
     try:
         for chunk in batches(len(rows), batch_size):
             with accel.autocast():
-                model(accel.to_device(to_model_input(np.asarray(images[rows[chunk]]), checkpoint)))
+                model(accel.to_device(to_input(np.asarray(images[rows[chunk]]))))
     finally:
         for handle in handles:
             handle.remove()

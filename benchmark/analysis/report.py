@@ -26,11 +26,12 @@ from benchmark.core.errors import ConfigError
 from benchmark.core.hashing import canonical_hash
 from benchmark.core.specs import CheckpointSpec, RunSpec
 from benchmark.core.workdir import Workdir
-from benchmark.data.splits import indices_for, make_budget
+from benchmark.data.splits import budget_rows
 from benchmark.evaluation.accel import Accelerator, pick_device
+from benchmark.evaluation.inputs import InputPipeline
 from benchmark.evaluation.profiles import PROFILES
 from benchmark.evaluation.protocols import PROTOCOLS, JobContext
-from benchmark.execution.job_runner import CheckpointModel, TaskData, prepare_task
+from benchmark.execution.job_runner import CheckpointModel, TaskData, job_budget, prepare_task
 from benchmark.results.store import ResultStore
 
 SCHEMA_VERSION = 1
@@ -64,7 +65,7 @@ def analyze(workdir: Workdir, checkpoints: Sequence[CheckpointSpec | str], task:
     for checkpoint in specs:
         log(f"analysing {checkpoint.name} on {task} ({len(rows)} test slices)")
         before[checkpoint.name], reuse[checkpoint.name] = feature_reuse(
-            CheckpointModel(checkpoint).fresh(), dataclasses.replace(base, checkpoint=checkpoint), rows)
+            CheckpointModel(checkpoint).fresh(), in_convention(base, data, checkpoint), rows)
     payload = _rounded({
         **_header(data, specs, rows, spec.profile, accel, max_cases, groups, scale, seed),
         "reuse": reuse,
@@ -130,13 +131,19 @@ def finetune_context(data: TaskData, checkpoint: CheckpointSpec, seed: int, scal
 
     The budget manifest has the runner's path, so an existing one is reused, never redrawn.
     """
-    path = data.split.path.parent / f"seed{seed}" / f"scale-{scale:g}.json"
-    budget = make_budget(data.split, seed, scale, data.slices.patient_ids, path)
-    ids = data.slices.patient_ids
-    return JobContext(task=data.task.spec, checkpoint=checkpoint, slices=data.slices,
-                      train=indices_for(ids, budget.payload["train_patients"]),
-                      val=indices_for(ids, budget.payload["val_patients"]), test=data.test, seed=seed,
-                      features=_no_features, accel=accel, profile=profile)
+    budget = job_budget(data, seed, scale, holdout=profile.training(data.task.spec.training).selection == "val")
+    train, val = budget_rows(budget, data.slices.patient_ids, data.slices.case_ids)
+    return JobContext(task=data.task.spec, checkpoint=checkpoint, slices=data.slices, train=train, val=val,
+                      test=data.test, seed=seed, features=_no_features, accel=accel, profile=profile)
+
+
+def in_convention(ctx: JobContext, data: TaskData, checkpoint: CheckpointSpec) -> JobContext:
+    """The context with ``checkpoint`` fed its own input convention (each network sees what it was
+    pretrained on, here as in every run)."""
+    slices = data.slices_for(checkpoint.input)
+    pipeline = InputPipeline(checkpoint.input, data.task.spec.domain, tuple(data.prep.windows) if data.prep else (),
+                             mapped=slices.mapped)
+    return dataclasses.replace(ctx, checkpoint=checkpoint, slices=slices, inputs=pipeline)
 
 
 def _no_features():

@@ -49,8 +49,8 @@ def feature_reuse(pretrained: nn.Module, ctx: JobContext, rows: np.ndarray,
     The pretrained activations come back too: the other measurements reuse them.
     """
     batch = ctx.profile.batch_size
-    before = stage_activations(pretrained, ctx.slices.images, ctx.checkpoint, ctx.accel, batch, rows)
+    before = stage_activations(pretrained, ctx.slices.images, ctx.inputs, ctx.accel, batch, rows)
     tuned, outcome = finetune_copy(pretrained, ctx)
-    after = stage_activations(tuned, ctx.slices.images, ctx.checkpoint, ctx.accel, batch, rows)
+    after = stage_activations(tuned, ctx.slices.images, ctx.inputs, ctx.accel, batch, rows)
     return before, {**stage_cka(before, after, fraction), "finetune_metrics": outcome.metrics,
                     "selected_epoch": outcome.hyperparameters.get("selected_epoch")}

@@ -105,6 +105,15 @@ def _inspect(args: argparse.Namespace) -> int:
     return EXIT_BAD_CHECKPOINT
 
 
+def describe_convention(convention: dict) -> str:
+    """One line: how a checkpoint is fed its input."""
+    order = "resize, then map" if convention.get("resize_first") else "map, then resize"
+    stats = (f"mean {list(convention['mean'])}, std {list(convention['std'])}" if convention.get("mean") is not None
+             else "no mean/std")
+    return (f"{convention.get('name')}: intensity {convention.get('intensity')}, {convention.get('channels')} channels, "
+            f"{convention.get('interpolation')} {order}, {stats}")
+
+
 def _print_inspection(report: dict) -> None:
     keys = report["keys"]
     print(f"file:         {report['path']}")
@@ -113,6 +122,9 @@ def _print_inspection(report: dict) -> None:
     print(f"sha256:       {report['sha256']}")
     print(f"parameters:   {report['parameters']:,}")
     print(f"finite:       {'yes' if report['finite'] else 'NO'}")
+    if "input_convention" in report:
+        print(f"input:        {describe_convention(report['input_convention'])} (the format's default; "
+              "submit --input-convention NAME sets another)")
     print(f"keys:         {keys['matched']} matched, {len(keys['missing'])} missing, "
           f"{len(keys['unexpected'])} unexpected, {len(keys.get('ignored_head', []))} head keys ignored")
     for label in ("missing", "unexpected", "shape_mismatch"):

@@ -10,6 +10,8 @@ from benchmark.catalog.registries import checkpoint_registry, task_registry
 from benchmark.catalog.resolve import is_available
 from benchmark.catalog.submissions import load_submissions, record_submission
 from benchmark.cli.options import (
+    BUDGET_UNITS,
+    CONVENTION_NAMES,
     DEFAULT_PROTOCOL_NAMES,
     EXECUTORS,
     FORMAT_HELP,
@@ -32,7 +34,7 @@ from benchmark.cli.results import build_site
 from benchmark.core.errors import ConfigError, CTBenchError
 from benchmark.core.hashing import file_sha256
 from benchmark.core.locks import exclusive
-from benchmark.core.specs import CheckpointSpec, InputConvention, RunSpec
+from benchmark.core.specs import INPUT_CONVENTIONS, CheckpointSpec, InputConvention, RunSpec
 from benchmark.core.workdir import Workdir
 from benchmark.evaluation.profiles import PROFILES
 
@@ -62,8 +64,10 @@ def add_parser(sub) -> None:
     submit.add_argument("--method", default="", help="pretraining method, e.g. simclr")
     submit.add_argument("--data", dest="pretraining_data", default="", help="what it was pretrained on")
     submit.add_argument("--input-channels", type=int, default=3)
-    submit.add_argument("--mean", type=numbers(float), help="input normalisation (default: the format's, "
-                        "ImageNet's for most)")
+    submit.add_argument("--input-convention", choices=CONVENTION_NAMES,
+                        help="how the checkpoint was pretrained to see its input (default: its format's: "
+                        "minmax_grey3 for the study's encoders, imagenet_rgb for most)")
+    submit.add_argument("--mean", type=numbers(float), help="input normalisation (default: the convention's)")
     submit.add_argument("--std", type=numbers(float))
     submit.add_argument("--task-data", type=name_path, action="append", default=[], metavar="TASK=DIR")
     _add_grid(submit)
@@ -94,6 +98,14 @@ def _add_grid(parser: argparse.ArgumentParser) -> None:
                         help="local weight file for a registered checkpoint, e.g. imagenet=resnet50.pth")
     parser.add_argument("--allow-download", action="store_true",
                         help="let the imagenet baseline download timm weights (needs a network)")
+    parser.add_argument("--force-input-convention", choices=CONVENTION_NAMES,
+                        help="an ablation: evaluate every checkpoint in this input convention instead of its own "
+                        "(results record it and rank apart)")
+    parser.add_argument("--budget-unit", choices=BUDGET_UNITS, default="patient",
+                        help="draw label budgets by patient, nested (default), or by slice, redrawn per seed "
+                        "(the study's)")
+    parser.add_argument("--max-epochs", type=positive, help="cap every training recipe's epochs (a quick look at "
+                        "a profile; results record it)")
 
 
 def _add_execution(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +201,8 @@ def _run_spec(args: argparse.Namespace, checkpoints: list[str], data_roots: dict
                    seeds=args.seeds or list(PROFILES[args.profile].seeds),
                    profile=args.profile, device=args.device, precision=args.precision, compile=args.compile,
                    data_roots=data_roots, weights=dict(args.weights), allow_download=args.allow_download,
+                   force_input_convention=args.force_input_convention, budget_unit=args.budget_unit,
+                   max_epochs=args.max_epochs,
                    **{k: v for k, v in given.items() if v is not None})
 
 
@@ -218,6 +232,23 @@ def cmd_run(args: argparse.Namespace) -> int:
                     None if analysis_task == "none" else analysis_task)
 
 
+def _convention(args: argparse.Namespace, fmt: str) -> InputConvention:
+    """The named convention, or the format's own (the study's encoders saw min-max grey, RadImageNet
+    caffe-style BGR means); --mean/--std override its statistics."""
+    from benchmark.models.formats import CHECKPOINT_FORMATS
+
+    convention = INPUT_CONVENTIONS[args.input_convention] if args.input_convention else CHECKPOINT_FORMATS[fmt].convention
+    changes: dict = {"channels": args.input_channels}
+    if args.mean or args.std:
+        if not (args.mean and args.std):
+            raise ConfigError("--mean and --std are given together")
+        changes.update(mean=tuple(args.mean), std=tuple(args.std))
+    try:
+        return InputConvention.model_validate({**convention.model_dump(), **changes})
+    except ValueError as exc:
+        raise ConfigError(f"input convention: {exc}") from None
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from benchmark.models.formats import load_checkpoint
 
@@ -233,12 +264,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
                               f"submit it again with --name {other.name}", path)
     # One safe read: refuses unreadable, mismatched or non-finite weights before anything is stored.
     prepared = load_checkpoint(path, args.arch, args.format, in_chans=args.input_channels)
-    hint = prepared.summary()["input_hint"]  # the format's own normalisation (RadImageNet differs from ImageNet)
     spec = CheckpointSpec(name=args.name, arch=args.arch, weights=path, sha256=sha, format=prepared.format,
                           pretraining_domain=args.pretraining_domain, method=args.method or prepared.method,
-                          data=args.pretraining_data,
-                          input=InputConvention(channels=args.input_channels, mean=tuple(args.mean or hint["mean"]),
-                                                std=tuple(args.std or hint["std"])))
+                          data=args.pretraining_data, input=_convention(args, prepared.format))
     is_new = record_submission(workdir.submissions, spec)
     info(f"{'submitted' if is_new else 'already submitted (same sha256): reusing finished jobs of'} "
          f"{spec.name} (format {spec.format}: {prepared.format_reason}; sha256 {sha[:12]})")

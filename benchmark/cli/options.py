@@ -10,10 +10,19 @@ import argparse
 from pathlib import Path
 from typing import get_args
 
-from benchmark.core.specs import DEFAULT_PROTOCOLS, CheckpointFormat, Precision, PretrainingDomain, Profile, RunSpec
+from benchmark.core.specs import (
+    DEFAULT_PROTOCOLS,
+    INPUT_CONVENTIONS,
+    BudgetUnit,
+    CheckpointFormat,
+    Precision,
+    PretrainingDomain,
+    Profile,
+    RunSpec,
+)
 from benchmark.core.workdir import DEFAULT_WORKDIR, ENV_VAR
 from benchmark.execution.executors.options import EXECUTORS as _EXECUTORS
-from benchmark.pretrain.recipe import Method
+from benchmark.pretrain.recipe import STUDY_RECIPES, Method
 
 DEVICES: tuple[str, ...] = get_args(RunSpec.model_fields["device"].annotation)
 PROFILES: tuple[str, ...] = get_args(Profile)
@@ -21,9 +30,12 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 PRETRAINING_DOMAINS: tuple[str, ...] = get_args(PretrainingDomain)
 CHECKPOINT_FORMATS: tuple[str, ...] = get_args(CheckpointFormat)
 PRETRAINING_METHODS: tuple[str, ...] = get_args(Method)
+STUDY_RECIPE_NAMES: tuple[str, ...] = tuple(STUDY_RECIPES)
 EXECUTORS: tuple[str, ...] = tuple(_EXECUTORS)
+BUDGET_UNITS: tuple[str, ...] = get_args(BudgetUnit)
+CONVENTION_NAMES: tuple[str, ...] = tuple(INPUT_CONVENTIONS)
 # The registry (benchmark.evaluation.protocols) imports torch; tests/unit/test_cli_parsers.py checks these names.
-PROTOCOL_NAMES = ("linear", "knn", "finetune", "seg-linear", "seg-finetune")
+PROTOCOL_NAMES = ("linear", "knn", "finetune", "seg-linear", "seg-finetune", "linear-study", "seg-linear-study")
 DEFAULT_PROTOCOL_NAMES: tuple[str, ...] = DEFAULT_PROTOCOLS
 # Not argparse choices: an unknown name stays a checkpoint error (exit 3) from the format registry.
 FORMAT_HELP = f"checkpoint format, one of {', '.join(CHECKPOINT_FORMATS)} (default: detected)"

@@ -4,13 +4,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.cli.options import PRETRAINING_DOMAINS, PRETRAINING_METHODS
+from benchmark.cli.options import PRETRAINING_DOMAINS, PRETRAINING_METHODS, STUDY_RECIPE_NAMES
 
 
 def add_parser(sub) -> None:
     pretrain = sub.add_parser("pretrain", help="self-supervised pretraining on a folder of DICOM slices or images")
     pretrain.add_argument("--corpus", required=True, type=Path)
-    pretrain.add_argument("--method", choices=PRETRAINING_METHODS, default="simclr")
+    pretrain.add_argument("--recipe", choices=STUDY_RECIPE_NAMES, help="start from the study's recipe (ResNet-50, "
+                          "LARS lr 4.8, batch 4096, 100 epochs); the flags below override its fields")
+    pretrain.add_argument("--method", choices=PRETRAINING_METHODS)
     pretrain.add_argument("--arch")
     pretrain.add_argument("--epochs", type=int)
     pretrain.add_argument("--batch-size", type=int)
@@ -24,10 +26,13 @@ def add_parser(sub) -> None:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from benchmark.pretrain import pretrain
+    from benchmark.pretrain.recipe import STUDY_RECIPES
 
-    options = {k: v for k, v in {"arch": args.arch, "epochs": args.epochs, "batch_size": args.batch_size,
-                                 "image_size": args.image_size, "seed": args.seed, "name": args.name,
-                                 "pretraining_domain": args.pretraining_domain}.items() if v is not None}
-    spec = pretrain(args.corpus, args.out, method=args.method, **options)
+    recipe = STUDY_RECIPES[args.recipe] if args.recipe else None
+    given = {"recipe": recipe, "method": args.method, "arch": args.arch, "epochs": args.epochs,
+             "batch_size": args.batch_size, "image_size": args.image_size, "seed": args.seed, "name": args.name,
+             "pretraining_domain": args.pretraining_domain}
+    options = {k: v for k, v in given.items() if v is not None}
+    spec = pretrain(args.corpus, args.out, **options)
     print(spec.weights)
     return 0

@@ -10,7 +10,8 @@ from benchmark.cli.output import info, print_table
 from benchmark.core.errors import CTBenchError
 from benchmark.core.specs import RunSpec
 from benchmark.core.workdir import Workdir
-from benchmark.data.splits import make_budget, verify
+from benchmark.data.split_verify import verify
+from benchmark.data.splits import make_budget
 from benchmark.evaluation.profiles import PROFILES
 
 STANDARD_SCALES = (1.0, 0.5, 0.1, 0.01)

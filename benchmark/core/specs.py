@@ -23,6 +23,7 @@ Profile = Literal["demo", "paper"]
 # difference, as the study reported them): the natural-image (ImageNet-side) and the random-init one.
 BaselineRole = Literal["natural", "random"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+BudgetUnit = Literal["patient", "slice"]
 
 # What a run evaluates unless told otherwise: linear evaluation and finetuning for
 # classification, their segmentation counterparts for segmentation (a protocol skips the
@@ -74,6 +75,33 @@ class Preprocessing(_Strict):
         return canonical_hash(self.model_dump(mode="json"))[:16]
 
 
+class Augmentation(_Strict):
+    """The downstream training augmentations, each applied with probability ``p`` per sample.
+
+    The study's per task live in ``evaluation/recipes.py``; the demo profile uses a lighter set
+    (a small crop range, since torchvision's 0.08 would crop away most of a 64 px lesion).
+    """
+
+    p: float = Field(0.2, ge=0, le=1)
+    crop_scale: Optional[tuple[float, float]] = Field((0.5, 1.0), description="RandomResizedCrop's area range; "
+                                                      "None: no crop")
+    hflip: bool = True
+    jitter: Optional[tuple[float, float, float, float]] = Field(
+        (0.1, 0.1, 0.1, 0.1), description="ColorJitter brightness, contrast, saturation, hue; None: no jitter")
+    grayscale: bool = Field(False, description="RandomGrayscale (the study's ImageNet task)")
+    blur_kernel: Optional[int] = Field(None, ge=0, description="GaussianBlur's odd kernel size; None: about 10 % "
+                                       "of the side, as in SimCLR; 0: no blur")
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    sharpness: Optional[float] = Field(2.0, gt=0, description="RandomAdjustSharpness's factor; None: none")
+
+    @field_validator("blur_kernel")
+    @classmethod
+    def _odd_kernel(cls, kernel: Optional[int]) -> Optional[int]:
+        if kernel and kernel % 2 == 0:
+            raise ValueError(f"blur kernel {kernel} must be odd")
+        return kernel
+
+
 class TrainingRecipe(_Strict):
     """How a protocol that trains (finetune, seg-linear, seg-finetune) trains, in the study's terms.
 
@@ -89,11 +117,14 @@ class TrainingRecipe(_Strict):
     schedule: Literal["exponential", "step"] = "exponential"
     decay: float = Field(0.97, gt=0, le=1, description="per-epoch factor (exponential) or per step_size epochs")
     step_size: int = Field(10, ge=1, description="epochs between decays of the step schedule")
-    class_weights: Optional[list[float]] = Field(None, description="cross-entropy weights, one per class")
+    class_weights: Optional[list[float]] = Field(None, description="loss weights, one per class: cross-entropy's "
+                                                 "class weights, or a multilabel BCE's per-label weights")
     dice_loss: bool = Field(False, description="segmentation: add a Dice loss to the cross-entropy")
     selection: Literal["val", "last"] = Field("last", description="best epoch on the in-budget validation "
                                                "split, or the last epoch as the study did")
     max_steps: Optional[int] = Field(None, ge=1, description="stop after this many optimizer steps (demo budget)")
+    head_bias: bool = Field(True, description="the new linear head has a bias (the study's has none)")
+    augmentation: Augmentation = Field(default_factory=Augmentation)
 
 
 class TaskSpec(_Strict):
@@ -171,12 +202,85 @@ def validate_scale(scale: float) -> float:
     return float(scale)
 
 
-class InputConvention(_Strict):
-    """What the pretraining fed the network; recorded so results can be compared fairly."""
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# How raw slice values become [0, 1]: the task's own display mapping (its HU windows, or its
+# scaling for other modalities), a per-slice min-max over the whole slice (the study's), or the
+# convention's own HU windows.
+Intensity = Literal["task", "minmax", "windows"]
+Interpolation = Literal["area", "bilinear", "bicubic", "nearest-exact"]
 
+
+class InputConvention(_Strict):
+    """How a checkpoint was pretrained to see its input, like timm's ``pretrained_cfg``.
+
+    It belongs to the checkpoint, not the task: a CT checkpoint pretrained on min-max grey
+    slices must not be fed ImageNet-standardised HU windows, or the leaderboard would judge it
+    on another network's input. Tasks hold the data's facts (units, windows for display);
+    ``intensity`` says which mapping of those raw values this checkpoint expects, per domain
+    where it differs (a HU window means nothing on MRI).
+    """
+
+    name: str = Field("imagenet_rgb", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$",
+                      description="a preset's name, or a label of your own")
+    intensity: Intensity = "task"
+    windows: list[Window] = Field(default_factory=list, description="for intensity 'windows': HU windows, one "
+                                  "channel each")
+    intensity_by_domain: dict[Domain, Intensity] = Field(default_factory=dict, description="the mapping for "
+                                                         "other domains than intensity's")
     channels: int = Field(3, ge=1, le=3)
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    interpolation: Interpolation = "area"
+    resize_first: bool = Field(False, description="resize the raw slice, then map intensities (the study's "
+                                                  "order); False: map at full resolution, then resize")
+    mean: Optional[tuple[float, ...]] = Field(IMAGENET_MEAN, description="None: no standardisation")
+    std: Optional[tuple[float, ...]] = Field(IMAGENET_STD, description="None: no standardisation")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "InputConvention":
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("mean and std are given together or not at all")
+        if self.mean is not None and not (len(self.mean) >= self.channels and len(self.std) >= self.channels):
+            raise ValueError(f"mean and std need {self.channels} values each")
+        if self.std is not None and min(self.std[: self.channels]) <= 0:
+            raise ValueError("std values must be positive")
+        uses_windows = self.intensity == "windows" or "windows" in self.intensity_by_domain.values()
+        if uses_windows and not self.windows:
+            raise ValueError("intensity 'windows' needs windows")
+        if len(self.windows) > self.channels:
+            raise ValueError(f"{len(self.windows)} windows do not fit in {self.channels} channels")
+        return self
+
+    def intensity_for(self, domain: str) -> Intensity:
+        return self.intensity_by_domain.get(domain, self.intensity)
+
+    def key(self) -> str:
+        return canonical_hash(self.model_dump(mode="json"))[:16]
+
+
+_OTHER_MODALITIES_BY_TASK = {"mri": "task", "xray": "task", "natural": "task"}
+#: The named conventions ``--input-convention`` and ``--force-input-convention`` take.
+INPUT_CONVENTIONS: dict[str, InputConvention] = {
+    # timm's and torchvision's ImageNet weights: the task's display mapping at full resolution,
+    # then an area resize, then ImageNet mean/std (ctbench's convention before conventions existed).
+    "imagenet_rgb": InputConvention(),
+    # The study's (SimCLR on RadNet and ImageNet, and every downstream task): bilinear resize of the
+    # raw slice, then min-max over the slice, grey copied to three channels, no mean/std.
+    "minmax_grey3": InputConvention(name="minmax_grey3", intensity="minmax", interpolation="bilinear",
+                                    resize_first=True, mean=None, std=None),
+    # Three CT windows (soft tissue, lung, bone) as channels with ImageNet statistics; other
+    # modalities keep their task's mapping.
+    "hu_windows": InputConvention(name="hu_windows", intensity="windows",
+                                  windows=[Window(center=40, width=400), Window(center=-600, width=1500),
+                                           Window(center=400, width=1800)],
+                                  intensity_by_domain=_OTHER_MODALITIES_BY_TASK),
+}
+
+
+def input_convention(name: str) -> InputConvention:
+    try:
+        return INPUT_CONVENTIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown input convention {name!r}; known: {', '.join(INPUT_CONVENTIONS)}") from None
 
 
 class CheckpointSpec(_Strict):
@@ -210,6 +314,19 @@ class RunSpec(_Strict):
     data_roots: dict[str, Path] = Field(default_factory=dict)
     weights: dict[str, Path] = Field(default_factory=dict, description="local weight files for named checkpoints")
     allow_download: bool = Field(False, description="let the ImageNet baseline fetch its weights from the hub")
+    force_input_convention: Optional[str] = Field(None, description="evaluate every checkpoint in this named "
+                                                  "convention (an ablation) instead of its own")
+    budget_unit: BudgetUnit = Field("patient", description="draw label budgets by patient (nested, ctbench's "
+                                    "default) or by slice, redrawn per seed (the study's)")
+    max_epochs: Optional[int] = Field(None, ge=1, description="cap every training recipe's epochs (a quick look "
+                                      "at a profile; results record it and rank apart)")
+
+    @field_validator("force_input_convention")
+    @classmethod
+    def _known_convention(cls, name: Optional[str]) -> Optional[str]:
+        if name is not None:
+            input_convention(name)
+        return name
 
     @field_validator("scales")
     @classmethod

@@ -7,22 +7,31 @@ Two kinds of manifest per task and dataset:
 * ``seed<S>/scale-<f>.json`` is a label budget: within each stratum of the pool, the
   first ceil(f * n) patients of one seeded permutation, so budgets are nested
   (1 % in 10 % in 100 %) and hold every class. The validation set used for model
-  selection is carved out of that budget.
+  selection is carved out of that budget, unless the budget has no hold-out
+  (``holdout=False``: all of it trains, for runs that keep their last epoch).
+
+A budget's unit is the patient (ctbench's default) or, as in the study, the slice
+(``unit="slice"``): then the first ceil(f * n) of a seeded permutation of the stratum's
+slices, redrawn per seed, with its hold-out a fifth of those slices, so one patient can
+have slices in training and in validation (``counts.shared_patients``). That is the
+study's design, not a leak into the test set (test patients never enter a budget), but
+it lets validation flatter a model, which is why ctbench draws patients by default.
+
+The checks that every manifest on disk holds are in ``benchmark.data.split_verify``.
 
 Every manifest records the case counts it implies, and every result records the
 manifests' sha256, so a "10 %" run can never quietly train on everything.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, model_validator
 from sklearn.model_selection import train_test_split
 
 from benchmark.core.atomic import atomic_open, canonical_json, write_json
@@ -34,6 +43,9 @@ TEST_FRACTION = 0.2
 VAL_FRACTION = 0.2
 SPLIT_SEED = 0  # the test set never moves with the run's seed
 MIN_BUDGET_PATIENTS = 2  # one to fit on, one to select hyperparameters on
+MIN_BUDGET_SLICES = 3  # slice unit: two to fit on, one to select on (all three train without a hold-out)
+UNITS = ("patient", "slice")
+Unit = Literal["patient", "slice"]
 
 
 class _Payload(BaseModel):
@@ -70,10 +82,16 @@ class BudgetCounts(_Payload):
     val_patients: int
     train_cases: int
     val_cases: int
+    shared_patients: Optional[int] = None  # slice unit only: patients with slices in training and validation
 
 
 class BudgetManifest(_Payload):
-    """``seed<S>/scale-<f>.json``: one label budget drawn inside a split's pool."""
+    """``seed<S>/scale-<f>.json``: one label budget drawn inside a split's pool.
+
+    The fields after ``counts`` are written only where they differ from their defaults, so a
+    patient budget with a hold-out keeps the bytes (and sha256) it had before they existed.
+    With unit "slice", ``train_cases``/``val_cases`` are the budget and ``train_patients``/
+    ``val_patients`` the patients those slices belong to."""
 
     manifest_version: int
     task: str
@@ -85,10 +103,26 @@ class BudgetManifest(_Payload):
     train_patients: list[str]
     val_patients: list[str]
     counts: BudgetCounts
+    holdout: bool = True
+    unit: Unit = "patient"
+    train_cases: Optional[list[str]] = None
+    val_cases: Optional[list[str]] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "BudgetManifest":
+        by_slice = self.unit == "slice"
+        written = (self.train_cases is not None, self.val_cases is not None, self.counts.shared_patients is not None)
+        if written != (by_slice,) * 3:
+            raise ValueError("train_cases, val_cases and counts.shared_patients are written for unit 'slice' "
+                             "and only for it")
+        if not self.holdout and (self.val_patients or self.val_cases):
+            raise ValueError("a budget without hold-out has no validation set")
+        return self
 
 
 def _payload(model: _Payload) -> dict:
-    return model.model_dump(mode="json", exclude_none=True)
+    """Fields at their defaults are left out, so a field added with a default keeps old manifests' bytes."""
+    return model.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
 
 
 @dataclass(frozen=True)
@@ -201,149 +235,80 @@ def pool_patients(split: Manifest) -> list[str]:
     return sorted(p for members in split.payload["pool_strata"].values() for p in members)
 
 
-def budget_size(scale: float, stratum_size: int) -> int:
-    return min(stratum_size, max(MIN_BUDGET_PATIENTS, math.ceil(scale * stratum_size)))
+def budget_size(scale: float, stratum_size: int, minimum: int = MIN_BUDGET_PATIENTS) -> int:
+    return min(stratum_size, max(minimum, math.ceil(scale * stratum_size)))
 
 
-def make_budget(split: Manifest, seed: int, scale: float, patient_ids: np.ndarray, path: Path) -> Manifest:
-    """Per stratum, the first ceil(scale * n) patients of a seeded permutation: nested across
-    scales. The last fifth of each stratum's share (at least one patient) is the validation set."""
+def make_budget(split: Manifest, seed: int, scale: float, patient_ids: np.ndarray, path: Path, *,
+                holdout: bool = True, unit: Unit = "patient", case_ids: Optional[np.ndarray] = None) -> Manifest:
+    """Per stratum, the first ceil(scale * n) patients (unit "slice": slices, ``case_ids`` per row
+    beside ``patient_ids``) of a seeded permutation: nested across scales. With ``holdout``, the
+    last fifth of each stratum's share (at least one) is the validation set; without, all trains."""
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, not {unit!r}")
+    if unit == "slice" and case_ids is None:
+        raise ValueError("a slice-unit budget draws case ids: pass case_ids")
+    if case_ids is not None and len(case_ids) != len(patient_ids):
+        raise ValueError(f"{len(case_ids)} case ids for {len(patient_ids)} patient ids")
+    strata = split.payload["pool_strata"]
+    if unit == "slice":
+        strata = _case_strata(strata, patient_ids, case_ids)
+    minimum = MIN_BUDGET_SLICES if unit == "slice" else MIN_BUDGET_PATIENTS
     train, val, floored = [], [], False
-    for index, (_, members) in enumerate(split.payload["pool_strata"].items()):
-        order = [members[i] for i in np.random.default_rng([seed, index]).permutation(len(members))]
-        share = order[: budget_size(scale, len(members))]
-        n_val = max(1, round(VAL_FRACTION * len(share)))
-        train += share[:-n_val]
-        val += share[-n_val:]
-        floored |= math.ceil(scale * len(members)) < MIN_BUDGET_PATIENTS
-    case_counts = Counter(patient_ids.tolist())
+    for index, members in enumerate(strata.values()):
+        stream = [seed, index] if unit == "patient" else [seed, index, 1]
+        order = [members[i] for i in np.random.default_rng(stream).permutation(len(members))]
+        share = order[: budget_size(scale, len(members), minimum)]
+        n_train = len(share) - (max(1, round(VAL_FRACTION * len(share))) if holdout else 0)
+        train += share[:n_train]
+        val += share[n_train:]
+        floored |= math.ceil(scale * len(members)) < minimum
+    if unit == "patient":
+        case_counts = Counter(patient_ids.tolist())
+        members = dict(train_patients=train, val_patients=val)
+        counts = BudgetCounts(train_patients=len(train), val_patients=len(val),
+                              train_cases=sum(case_counts[p] for p in train), val_cases=sum(case_counts[p] for p in val))
+    else:
+        patient_of = dict(zip(case_ids.tolist(), patient_ids.tolist()))
+        train_patients, val_patients = sorted({patient_of[c] for c in train}), sorted({patient_of[c] for c in val})
+        members = dict(train_patients=train_patients, val_patients=val_patients, train_cases=train, val_cases=val)
+        counts = BudgetCounts(train_patients=len(train_patients), val_patients=len(val_patients), train_cases=len(train),
+                              val_cases=len(val), shared_patients=len(set(train_patients) & set(val_patients)))
     manifest = BudgetManifest(
         manifest_version=MANIFEST_VERSION, task=split.payload["task"], task_version=split.payload["task_version"],
-        split_sha256=split.sha256, seed=seed, scale=scale, floored=floored, train_patients=train, val_patients=val,
-        counts=BudgetCounts(train_patients=len(train), val_patients=len(val),
-                            train_cases=sum(case_counts[p] for p in train), val_cases=sum(case_counts[p] for p in val)),
+        split_sha256=split.sha256, seed=seed, scale=scale, floored=floored, counts=counts, holdout=holdout, unit=unit,
+        **members,
     )
     return _write_once(path, _payload(manifest))
+
+
+def _case_strata(strata: dict[str, list[str]], patient_ids: np.ndarray, case_ids: np.ndarray) -> dict[str, list[str]]:
+    """Each pool stratum's slices (sorted case ids, so a draw depends on membership, not row order)."""
+    if len(np.unique(case_ids)) != len(case_ids):
+        raise DataError("case ids repeat, so a slice-unit budget could not name its slices")
+    stratum_of = {p: name for name, members in strata.items() for p in members}
+    cases: dict[str, list[str]] = {name: [] for name in strata}
+    for patient, case in zip(patient_ids.tolist(), case_ids.tolist()):
+        if patient in stratum_of:
+            cases[stratum_of[patient]].append(case)
+    return {name: sorted(members) for name, members in cases.items()}
 
 
 def indices_for(patient_ids: np.ndarray, patients: list[str]) -> np.ndarray:
     return np.flatnonzero(np.isin(patient_ids, np.asarray(patients, dtype=str)))
 
 
-@dataclass
-class VerifyReport:
-    manifests: int = 0
-    counted: int = 0  # manifests whose case counts were re-derived from a slice cache
-    problems: list[str] = field(default_factory=list)
-
-
-def verify(splits_dir: Path, slices_dir: Path) -> VerifyReport:
-    """Prove, for every split on disk, that no patient is in two sets and that the counts hold.
-
-    Patient counts are checked against the lists; case counts against the cached slices of
-    the same dataset (matched by its fingerprint) wherever that cache exists. A manifest that
-    is not valid JSON or lacks a list is one problem naming it, never a traceback.
-    """
-    report = VerifyReport()
-    for split_path in sorted(Path(splits_dir).glob("*/*/split.json")):
-        split = _load(split_path, report, SplitManifest)
-        if split is None:
-            continue
-        cases = _cases_per_patient(slices_dir, split.payload)
-        report.counted += cases is not None
-        report.problems += _split_problems(split, cases)
-        paths = sorted(split_path.parent.glob("seed*/scale-*.json"))
-        budgets = [_load(path, report, BudgetManifest) for path in paths]
-        for budget in filter(None, budgets):
-            report.counted += cases is not None
-            report.problems += _budget_problems(budget, split, cases)
-        report.problems += _nesting_problems([b for b in budgets if b is not None])
-    return report
-
-
-def _load(path: Path, report: VerifyReport, model: type[_Payload]) -> Optional[Manifest]:
-    """The manifest, if it is one; its checksum problems and shape problems go to ``report``."""
-    report.manifests += 1
-    sha = file_sha256(path)
-    checksum = path.with_name(path.name + ".sha256")
-    if not checksum.is_file():
-        report.problems.append(f"{path}: has no {checksum.name}, so an edit cannot be ruled out")
-    elif (checksum.read_text().split() or [""])[0] != sha:
-        report.problems.append(f"{path}: sha256 {sha[:12]} differs from {checksum.name}: the manifest was edited")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        report.problems.append(f"{path}: not a readable manifest ({exc})")
-        return None
-    try:
-        model.model_validate(payload)
-    except ValidationError as exc:
-        report.problems.append(f"{path}: not a valid manifest ({_shape_problem(exc)})")
-        return None
-    return Manifest(path, payload, sha)
-
-
-def _shape_problem(exc: ValidationError) -> str:
-    """The first problem pydantic found, on one line: where in the manifest, and what."""
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    if error["type"] == "missing":
-        return f"no {where!r}"
-    if error["type"] == "model_type" and not where:
-        return "not a JSON object"
-    if error["type"] == "extra_forbidden":
-        return f"{where!r} is not a manifest field"
-    return f"{where or 'the manifest'}: {error['msg']}".replace("\n", " ")
-
-
-def _cases_per_patient(slices_dir: Path, split: dict) -> Optional[Counter]:
-    for meta_path in sorted(Path(slices_dir).glob(f"{split['task']}@{split['task_version']}/*/meta.json")):
-        if json.loads(meta_path.read_text()).get("data_fingerprint") == split["data_fingerprint"]:
-            return Counter(np.load(meta_path.parent / "patient_ids.npy").tolist())
-    return None
-
-
-def _split_problems(split: Manifest, cases: Optional[Counter]) -> list[str]:
-    test, counts = set(split.payload["test_patients"]), split.payload["counts"]
-    pool = [p for members in split.payload["pool_strata"].values() for p in members]
-    problems = [f"{split.path}: patient {p} is both in the test set and in the pool" for p in sorted(test & set(pool))]
-    if len(pool) != len(set(pool)):
-        problems.append(f"{split.path}: a pool patient is in two strata")
-    expected = {"test_patients": len(test), "pool_patients": len(set(pool))}
-    if cases is not None:
-        expected.update(test_cases=sum(cases[p] for p in test), pool_cases=sum(cases[p] for p in pool))
-        problems += [f"{split.path}: patient {p} is not in the dataset" for p in sorted((test | set(pool)) - set(cases))]
-    return problems + _count_problems(split.path, counts, expected)
-
-
-def _budget_problems(budget: Manifest, split: Manifest, cases: Optional[Counter]) -> list[str]:
-    train, val = set(budget.payload["train_patients"]), set(budget.payload["val_patients"])
-    pool = {p for members in split.payload["pool_strata"].values() for p in members}
-    problems = [f"{budget.path}: patient {p} is both in training and validation" for p in sorted(train & val)]
-    problems += [f"{budget.path}: patient {p} is not in the split's pool" for p in sorted((train | val) - pool)]
-    if budget.payload["split_sha256"] != split.sha256:
-        problems.append(f"{budget.path}: made from another split.json (sha256 {budget.payload['split_sha256'][:12]})")
-    expected = {"train_patients": len(train), "val_patients": len(val)}
-    if cases is not None:
-        expected.update(train_cases=sum(cases[p] for p in train), val_cases=sum(cases[p] for p in val))
-    return problems + _count_problems(budget.path, budget.payload["counts"], expected)
-
-
-def _count_problems(path: Path, recorded: dict, expected: dict) -> list[str]:
-    return [f"{path}: records {name} = {recorded.get(name)}, the lists give {value}"
-            for name, value in expected.items() if recorded.get(name) != value]
-
-
-def _nesting_problems(budgets: list[Manifest]) -> list[str]:
-    """Within one seed, every smaller budget lies inside every larger one."""
-    problems = []
-    for seed_dir in sorted({b.path.parent for b in budgets}):
-        members = sorted((b.payload["scale"], b.path.name, b) for b in budgets if b.path.parent == seed_dir)
-        for (_, _, small), (_, _, large) in zip(members, members[1:]):
-            if not _budget_patients(small) <= _budget_patients(large):
-                problems.append(f"{small.path}: not nested in {large.path.name}")
-    return problems
-
-
-def _budget_patients(budget: Manifest) -> set[str]:
-    return set(budget.payload["train_patients"]) | set(budget.payload["val_patients"])
+def budget_rows(budget: Manifest, patient_ids: np.ndarray, case_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a slice set (its ``patient_ids``, ``case_ids``) in the budget's training and
+    validation sets, whichever its unit; a slice budget naming a case the set lacks is refused."""
+    payload = budget.payload
+    if payload.get("unit", "patient") == "patient":
+        return indices_for(patient_ids, payload["train_patients"]), indices_for(patient_ids, payload["val_patients"])
+    rows = []
+    for name in ("train_cases", "val_cases"):
+        found = indices_for(case_ids, payload[name])
+        if len(found) != len(payload[name]):
+            raise DataError(f"{len(payload[name]) - len(found)} of the budget's {len(payload[name])} {name} "
+                            "are not in this slice set", budget.path)
+        rows.append(found)
+    return rows[0], rows[1]

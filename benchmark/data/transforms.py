@@ -1,40 +1,46 @@
-"""Slice preprocessing as MONAI transforms: intensity windows to channels, then resize.
+"""Slice geometry as MONAI transforms: the resize (or resample to a spacing) a cache entry is built with.
 
-Each HU window of a CT slice becomes one channel (soft tissue, lung, bone), the usual
-way to give a 3-channel ImageNet-style network the dynamic range of CT. A colour
-image, or a 2.5-D stack of neighbouring slices, keeps its channels and gets one window
-over all of them; no window means the study's per-image min-max scaling.
+What a slice's intensities become is the checkpoint's business (``benchmark.data.intensity``),
+so a cache entry is built in one of two ways, as the checkpoint's input convention orders it:
+raw values resized (the study's order: resize first, then map), which every convention with the
+same interpolation can share; or mapped to [0, 1] at full resolution, then resized (ctbench's
+ImageNet convention, which windows before an area resize).
 
-With ``spacing_mm`` a slice is first resampled to that in-plane spacing and then
-cropped or padded to the output size, so one pixel means the same millimetres in
-every scan (a plain resize would stretch a small field of view).
+With ``spacing_mm`` a slice is first resampled to that in-plane spacing and then cropped or
+padded to the output size, so one pixel means the same millimetres in every scan (a plain resize
+would stretch a small field of view). Padding takes the slice's own minimum (air in raw CT; the
+bottom of every window once mapped).
 """
 from __future__ import annotations
 
 from typing import Optional
 
 import numpy as np
-from monai.transforms import Resize, ResizeWithPadOrCrop, ScaleIntensity, ScaleIntensityRange
+import torch
+from monai.transforms import Resize, ResizeWithPadOrCrop
 
-from benchmark.core.specs import Preprocessing
+from benchmark.core.specs import InputConvention, Preprocessing
+from benchmark.data.intensity import to_unit
 
 Spacing = Optional[tuple[float, float]]
 
 
-def slice_transform(prep: Preprocessing):
-    """Returns a callable: ((H, W) or (C, H, W) array, spacing) -> float32 (channels, size, size) in [0, 1]."""
-    if prep.windows:
-        scalers = [ScaleIntensityRange(*w.bounds, b_min=0.0, b_max=1.0, clip=True) for w in prep.windows]
-    else:
-        scalers = [ScaleIntensity(minv=0.0, maxv=1.0)]
-    fit = _fit_to_size(prep, mode="area")
+def slice_transform(prep: Preprocessing, convention: InputConvention | None = None, domain: str = "ct"):
+    """Returns a callable: ((H, W) or (C, H, W) array, spacing) -> float32 (C, size, size).
+
+    Raw values with the source's channels when the convention resizes first, else [0, 1]
+    planes with the convention's channel count. No convention: the task's own mapping into
+    ``prep.channels``, at full resolution, then an area resize.
+    """
+    convention = convention or InputConvention(channels=prep.channels)
+    fit = _fit_to_size(prep, mode=convention.interpolation)
 
     def apply(image: np.ndarray, spacing: Spacing = None) -> np.ndarray:
-        channels_first = image[None] if image.ndim == 2 else image
-        planes = [np.asarray(scale(channels_first.astype(np.float32))) for scale in scalers]
-        resized = np.asarray(fit(np.concatenate(planes, axis=0), spacing), dtype=np.float32)
-        reps = -(-prep.channels // len(resized))
-        return np.concatenate([resized] * reps, axis=0)[: prep.channels]
+        channels_first = (image[None] if image.ndim == 2 else image).astype(np.float32)
+        if not convention.resize_first:
+            batch = torch.from_numpy(np.ascontiguousarray(channels_first))[None]
+            channels_first = to_unit(batch, convention, domain, list(prep.windows))[0].numpy()
+        return np.asarray(fit(channels_first, spacing), dtype=np.float32)
 
     return apply
 
@@ -48,7 +54,6 @@ def mask_transform(prep: Preprocessing):
 def _fit_to_size(prep: Preprocessing, mode: str):
     size = (prep.size, prep.size)
     resize = Resize(size, mode=mode)
-    pad_or_crop = ResizeWithPadOrCrop(size)  # pads with zeros: the bottom of every window
 
     def fit(planes: np.ndarray, spacing: Spacing) -> np.ndarray:
         if prep.spacing_mm is None:
@@ -56,6 +61,7 @@ def _fit_to_size(prep: Preprocessing, mode: str):
         if spacing is None:
             raise ValueError("the task resamples to a fixed spacing, but the reader gave this case none")
         shape = [max(1, round(n * s / prep.spacing_mm)) for n, s in zip(planes.shape[1:], spacing)]
+        pad_or_crop = ResizeWithPadOrCrop(size, value=float(planes.min()))
         return np.asarray(pad_or_crop(Resize(shape, mode=mode)(planes)))
 
     return fit

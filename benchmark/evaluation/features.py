@@ -22,7 +22,7 @@ from benchmark.core.locks import exclusive
 from benchmark.core.specs import CheckpointSpec, Preprocessing
 from benchmark.data.slices import SliceSet
 from benchmark.evaluation.accel import Accelerator, batches, largest_batch
-from benchmark.evaluation.inputs import to_model_input
+from benchmark.evaluation.inputs import InputPipeline
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +36,20 @@ def feature_cache_key(checkpoint: CheckpointSpec, task: str, task_version: str, 
 
 
 def extract(model: nn.Module, slices: SliceSet, spec: CheckpointSpec, accel: Accelerator,
-            batch_size: int) -> np.ndarray:
-    """Pooled features of every slice; on CUDA at the largest batch that fits."""
+            batch_size: int, pipeline: InputPipeline | None = None) -> np.ndarray:
+    """Pooled features of every slice, fed in ``pipeline``'s convention (default: the checkpoint's
+    own, on slices already in [0, 1]); on CUDA at the largest batch that fits."""
+    pipeline = pipeline or InputPipeline(spec.input, domain="", mapped=True)
     model = accel.prepare(model).eval()
-    return largest_batch(lambda size: _extract(model, slices, spec, accel, size), batch_size, accel)
+    return largest_batch(lambda size: _extract(model, slices, spec, pipeline, accel, size), batch_size, accel)
 
 
 @torch.inference_mode()
-def _extract(model: nn.Module, slices: SliceSet, spec: CheckpointSpec, accel: Accelerator,
+def _extract(model: nn.Module, slices: SliceSet, spec: CheckpointSpec, pipeline: InputPipeline, accel: Accelerator,
              batch_size: int) -> np.ndarray:
     chunks = []
     for rows in tqdm(batches(len(slices), batch_size), desc=f"features {spec.name}", unit="batch", leave=False):
-        x = accel.to_device(to_model_input(slices.images[rows], spec))
+        x = accel.to_device(pipeline(slices.images[rows]))
         with accel.autocast():
             chunks.append(model(x).float().cpu().numpy())
     return np.concatenate(chunks)

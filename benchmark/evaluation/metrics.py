@@ -51,7 +51,8 @@ def segmentation_scores(y_true: np.ndarray, y_pred: np.ndarray, patient_ids: np.
     prediction are left out of that class's average (a NaN, never a free 1.0). ``dice_mean``
     averages the per-volume scores of the regions if the task has any (BraTS's WT/TC/ET),
     else of the foreground classes. Written by hand: scikit-learn's f1 is the same formula but
-    knows neither volumes nor undefined cases.
+    knows neither volumes nor undefined cases. ``dice_study_<name>`` (see :func:`study_dice`)
+    adds the study's batch-pooled Dice beside these; ``dice_<class>`` stays the ranking one.
     """
     targets = {name: [index] for index, name in enumerate(class_names) if index > 0}
     targets.update(regions or {})
@@ -64,7 +65,70 @@ def segmentation_scores(y_true: np.ndarray, y_pred: np.ndarray, patient_ids: np.
         scores[f"dice_slice_{name}"] = _nanmean([_dice(t, q) for t, q in zip(truth, pred)])
     averaged = list(regions) if regions else class_names[1:]
     scores["dice_mean"] = _nanmean([scores[f"dice_{name}"] for name in averaged])
+    scores.update(study_dice(y_true, y_pred, class_names, regions))
     return scores
+
+
+# The study's Dice (TIO-IKIM/Transfer-learning-across-domain-boundaries, utility/eval_metrics.py,
+# Segmentation_Metrics and BraTS_Metrics) is pooled within each test batch of its DataLoader
+# (batch_size 128, shuffle=True, drop_last=False) and then averaged over batches weighted by
+# batch size. Its number therefore depends on which slices share a batch. We fix that with a
+# seeded permutation, so ``rescore`` recomputes the same value from saved predictions alone.
+STUDY_DICE_SEED = 0
+STUDY_BATCH_SIZE = 128
+STUDY_EPS = 1e-6  # the study's epsilon, in each batch's Dice and in the weighted mean
+STUDY_REGION_ORDER = ("ET", "WT", "TC")  # BraTS_Metrics stacks [background, ET, WT, TC]
+
+
+def study_targets(class_names: list[str], regions: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
+    """The labels each study Dice scores, in the study's order, background (label 0) first.
+
+    With regions (BraTS) the study scores background, ET, WT, TC, not the raw classes; any
+    region it does not name follows in the task's order. Without regions, every class, each
+    its own label: the study's LiTS liver is liver without tumour (tumour wins overlapping
+    masks and the prediction is an argmax), so no union here.
+    """
+    targets = {class_names[0]: [0]}
+    if not regions:
+        targets.update({name: [index] for index, name in enumerate(class_names) if index > 0})
+        return targets
+    ordered = [r for r in STUDY_REGION_ORDER if r in regions] + [r for r in regions if r not in STUDY_REGION_ORDER]
+    targets.update({name: list(regions[name]) for name in ordered})
+    return targets
+
+
+def study_dice(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str],
+               regions: dict[str, list[int]] | None = None, batch_size: int = STUDY_BATCH_SIZE,
+               seed: int = STUDY_DICE_SEED) -> dict[str, float]:
+    """``dice_study_<name>``: the study's batch-pooled Dice, one number per target, no mean.
+
+    The slices (axis 0) are permuted by ``numpy.random.default_rng(seed)`` and cut into
+    batches of ``batch_size`` (the last one smaller). Per batch and target, Dice pools all
+    pixels: 2|P & T| / (|P| + |T| + 1e-6), and a batch where the target is absent from both
+    truth and prediction is skipped. The score is sum(dice_b * n_b) / (sum(n_b) + 1e-6) over the
+    batches kept, n_b the batch's slice count; as in the study, a target no batch scores gets
+    0.0 (an empty sum), not NaN. Keys follow :func:`study_targets`.
+
+    Reported beside, never ranking: it moves with batch composition (a batch full of slices
+    without tumour scores its few false positives as 0). The ranking ``dice_<class>`` is the
+    per-volume Dice that the LiTS and BraTS challenges report themselves. The study weighted
+    a 1-slice batch by its image height (a squeeze); here a batch weighs its slice count.
+    """
+    targets = study_targets(class_names, regions)
+    order = np.random.default_rng(seed).permutation(len(y_true))
+    weighted = dict.fromkeys(targets, 0.0)
+    seen = dict.fromkeys(targets, 0)
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        truth_batch, pred_batch = y_true[batch], y_pred[batch]
+        for name, members in targets.items():
+            truth, pred = np.isin(truth_batch, members), np.isin(pred_batch, members)
+            cardinality = int(truth.sum()) + int(pred.sum())
+            if cardinality == 0:  # the study's "all-empty" case: no intersection either
+                continue
+            weighted[name] += 2.0 * int((truth & pred).sum()) / (cardinality + STUDY_EPS) * len(batch)
+            seen[name] += len(batch)
+    return {f"dice_study_{name}": float(weighted[name] / (seen[name] + STUDY_EPS)) for name in targets}
 
 
 def score(task, y_true: np.ndarray, patient_ids: np.ndarray, predictions: dict[str, np.ndarray]) -> dict[str, float]:
@@ -86,4 +150,5 @@ def _nanmean(values: list[float]) -> float:
 
 def known_metric(name: str, class_names: list[str], regions: dict | None = None) -> bool:
     dice = {f"dice_{variant}{c}" for variant in ("", "global_", "slice_") for c in [*class_names[1:], *(regions or {})]}
-    return name in METRICS or name == "dice_mean" or name in dice
+    study = {f"dice_study_{target}" for target in study_targets(class_names, regions)}
+    return name in METRICS or name == "dice_mean" or name in dice or name in study

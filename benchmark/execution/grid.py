@@ -16,11 +16,12 @@ from benchmark.results.job import Job
 
 
 def expand(checkpoints: Iterable[tuple[str, str]], tasks: Iterable[tuple[str, str, list[float]]],
-           protocols: Iterable[tuple[str, str]], seeds: Iterable[int], profile: str) -> list[Job]:
-    """``checkpoints`` are (name, sha256); ``tasks`` are (name, version, scales); ``protocols`` (name, version)."""
+           protocols: Iterable[tuple[str, str]], seeds: Iterable[int], profile: str, **variant) -> list[Job]:
+    """``checkpoints`` are (name, sha256); ``tasks`` are (name, version, scales); ``protocols`` (name, version);
+    ``variant`` the run's departures every job shares (a forced input convention, the budget unit...)."""
     checkpoints, tasks, protocols, seeds = list(checkpoints), list(tasks), list(protocols), list(seeds)
     jobs = [
-        Job(ck, sha, task, version, proto, proto_version, float(scale), int(seed), profile)
+        Job(ck, sha, task, version, proto, proto_version, float(scale), int(seed), profile, **variant)
         for ck, sha in checkpoints
         for task, version, scales in tasks
         for proto, proto_version in protocols
@@ -54,10 +55,15 @@ def plan(spec: RunSpec, workdir: Workdir) -> Plan:
         not_applicable += [(t.spec.name, protocol.name) for t in tasks if t.spec.kind not in protocol.kinds]
         jobs += expand([(c.name, c.sha256) for c in checkpoints.values()],
                        [(t.spec.name, t.spec.version, spec.scales or t.spec.default_scales) for t in applicable],
-                       [(protocol.name, protocol.version)], spec.seeds, spec.profile)
+                       [(protocol.name, protocol.version)], spec.seeds, spec.profile, **job_variant(spec))
     if not jobs:
         raise ConfigError(f"no protocol among {spec.protocols} applies to tasks {spec.tasks}")
     return Plan(sorted(jobs), checkpoints, not_applicable)
+
+
+def job_variant(spec: RunSpec) -> dict:
+    return {"input_convention": spec.force_input_convention or "", "budget_unit": spec.budget_unit,
+            "max_epochs": spec.max_epochs or 0}
 
 
 def check_data_roots(spec: RunSpec) -> None:

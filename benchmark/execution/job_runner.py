@@ -6,9 +6,10 @@ each task's data and each checkpoint x task's frozen features are read once per 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,11 +17,12 @@ import numpy as np
 import torch
 
 from benchmark.catalog.registries import task_registry
-from benchmark.core.specs import CheckpointSpec, RunSpec
+from benchmark.core.specs import CheckpointSpec, InputConvention, RunSpec, input_convention
 from benchmark.core.workdir import Workdir
-from benchmark.data.splits import MANIFEST_VERSION, Manifest, indices_for, make_budget, make_split
+from benchmark.data.splits import MANIFEST_VERSION, Manifest, budget_rows, indices_for, make_budget, make_split
 from benchmark.data.task import Task, resolve_data_root
 from benchmark.evaluation.accel import Accelerator, pick_device, seed_everything
+from benchmark.evaluation.inputs import InputPipeline
 from benchmark.evaluation.profiles import PROFILES, ProfileSettings
 from benchmark.evaluation.protocols import PROTOCOLS, JobContext, Protocol
 from benchmark.execution.jobstate import worker_id
@@ -39,24 +41,50 @@ log = logging.getLogger(__name__)
 class TaskData:
     task: Task
     root: Path
-    slices: "SliceSet"
+    slices: "SliceSet"  # the first cache stage read; its rows are every stage's rows
     split: Manifest
     test: np.ndarray
+    fingerprint: str = ""
+    cache_dir: Path | None = None
+    prep: object = None
+    _stages: dict = field(default_factory=dict)
+
+    def slices_for(self, convention: InputConvention) -> "SliceSet":
+        """The task's slices cached as ``convention`` needs them (raw, or mapped its way)."""
+        from benchmark.data.slices import cache_stage, load_slices
+
+        stage = cache_stage(convention, self.task.spec.domain)
+        if self.cache_dir is None or self.slices.stage == stage:
+            return self.slices
+        key = json.dumps(stage, sort_keys=True)
+        if key not in self._stages:
+            self._stages[key] = load_slices(self.task, self.root, self.prep, self.cache_dir, self.fingerprint,
+                                            convention)
+        return self._stages[key]
 
 
-def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSettings) -> TaskData:
+def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSettings,
+                 convention: InputConvention | None = None) -> TaskData:
     from benchmark.data.slices import load_slices  # MONAI takes seconds to import; a finished grid never needs it
 
     root = resolve_data_root(task, spec.data_roots, workdir.data)
     task = task.bind(root)
     fingerprint = task.fingerprint(root)
     prep = profile.preprocessing(task.spec.preprocessing)
-    slices = load_slices(task, root, prep, workdir.slices, fingerprint)
+    slices = load_slices(task, root, prep, workdir.slices, fingerprint, convention)
     split_dir = workdir.splits / f"{task.spec.name}@{task.spec.version}" / f"{fingerprint[:16]}-m{MANIFEST_VERSION}"
     split_path = split_dir / "split.json"
     split = make_split(task.spec.name, task.spec.version, fingerprint, slices.patient_ids, slices.labels, split_path,
                        slices.official)
-    return TaskData(task, root, slices, split, indices_for(slices.patient_ids, split.payload["test_patients"]))
+    return TaskData(task, root, slices, split, indices_for(slices.patient_ids, split.payload["test_patients"]),
+                    fingerprint, workdir.slices, prep)
+
+
+def convention_for(checkpoint: CheckpointSpec, forced: str | None) -> InputConvention:
+    """The checkpoint's own input convention, or the run's forced one (keeping the network's channel count)."""
+    if not forced:
+        return checkpoint.input
+    return input_convention(forced).model_copy(update={"channels": checkpoint.input.channels})
 
 
 class CheckpointModel:
@@ -81,36 +109,38 @@ class CheckpointModel:
 
 
 class LazyFeatures:
-    """Frozen features for one checkpoint x task, computed (or loaded) on first call, so
-    protocols that train end to end never pay for them."""
+    """Frozen features for one checkpoint x task x input convention, computed (or loaded) on first
+    call, so protocols that train end to end never pay for them."""
 
-    def __init__(self, model: CheckpointModel, data: TaskData, workdir: Workdir, accel: Accelerator,
-                 profile: ProfileSettings):
+    def __init__(self, model: CheckpointModel, data: TaskData, pipeline: InputPipeline, slices: "SliceSet",
+                 workdir: Workdir, accel: Accelerator, profile: ProfileSettings):
         from benchmark.evaluation.features import (
             feature_cache_key,  # the features module imports MONAI: only when a job runs
         )
 
-        self._model, self._data = model, data
+        self._model, self._slices, self._pipeline = model, slices, pipeline
         self._accel, self._batch_size = accel, profile.batch_size
         prep = profile.preprocessing(data.task.spec.preprocessing)
-        self.cache_key = feature_cache_key(model.spec, data.task.spec.name, data.task.spec.version,
+        seen_as = model.spec.model_copy(update={"input": pipeline.convention})  # a forced convention is its own key
+        self.cache_key = feature_cache_key(seen_as, data.task.spec.name, data.task.spec.version,
                                            data.split.sha256, prep, accel.precision)
         self._path = workdir.features / f"{self.cache_key}.npz"
-        self.owner = (model.spec.name, data.task.spec.name)
+        self.owner = (model.spec.name, data.task.spec.name, pipeline.convention.key())
         self._value: np.ndarray | None = None
 
     def __call__(self) -> np.ndarray:
         from benchmark.evaluation.features import cached_features
 
         if self._value is None:
-            self._value, record = cached_features(self._path, self._data.slices, self._extract)
+            self._value, record = cached_features(self._path, self._slices, self._extract)
             self._model.load_record = self._model.load_record or record
         return self._value
 
     def _extract(self) -> tuple[np.ndarray, dict]:
         from benchmark.evaluation.features import extract
 
-        features = extract(self._model.fresh(), self._data.slices, self._model.spec, self._accel, self._batch_size)
+        features = extract(self._model.fresh(), self._slices, self._model.spec, self._accel, self._batch_size,
+                           self._pipeline)
         return features, self._model.load_record
 
 
@@ -131,7 +161,9 @@ class JobRunner:
         """The job's task data; a CTBenchError here is bad input, not a failed job."""
         if self._data is None or self._data.task.spec.name != job.task:
             self._data, self._features = None, None
-            self._data = prepare_task(task_registry().get(job.task), self.spec, self.workdir, self.profile)
+            convention = convention_for(self.checkpoints[job.checkpoint], job.input_convention) \
+                if job.checkpoint in self.checkpoints else None
+            self._data = prepare_task(task_registry().get(job.task), self.spec, self.workdir, self.profile, convention)
         return self._data
 
     def _model(self, name: str) -> CheckpointModel:
@@ -139,36 +171,42 @@ class JobRunner:
             self._models[name] = CheckpointModel(self.checkpoints[name])
         return self._models[name]
 
-    def _features_for(self, model: CheckpointModel, data: TaskData) -> LazyFeatures:
-        if self._features is None or self._features.owner != (model.spec.name, data.task.spec.name):
-            self._features = LazyFeatures(model, data, self.workdir, self.accel, self.profile)
+    def _features_for(self, model: CheckpointModel, data: TaskData, pipeline: InputPipeline,
+                      slices: "SliceSet") -> LazyFeatures:
+        owner = (model.spec.name, data.task.spec.name, pipeline.convention.key())
+        if self._features is None or self._features.owner != owner:
+            self._features = LazyFeatures(model, data, pipeline, slices, self.workdir, self.accel, self.profile)
         return self._features
 
     def run(self, job: Job) -> Path:
         """Evaluate one job and store its result; raises whatever the job raises."""
         started = time.perf_counter()
         data, model = self.prepare(job), self._model(job.checkpoint)
-        features = self._features_for(model, data)
-        budget = _budget(job, data)
-        ctx = JobContext(task=data.task.spec, checkpoint=model.spec, slices=data.slices,
-                         train=indices_for(data.slices.patient_ids, budget.payload["train_patients"]),
-                         val=indices_for(data.slices.patient_ids, budget.payload["val_patients"]),
-                         test=data.test, seed=job.seed, features=features, backbone=model.fresh, accel=self.accel,
-                         profile=self.profile)
-        log.info("%s: %d train, %d val, %d test cases (budget %s); device %s, %s, %d CPU thread(s)", job.protocol,
-                 len(ctx.train), len(ctx.val), len(ctx.test), budget.path, self.accel.device, self.accel.precision,
-                 torch.get_num_threads())
-        seed_everything(job.seed)
         protocol: Protocol = PROTOCOLS.get(job.protocol)
+        convention = convention_for(model.spec, job.input_convention)
+        slices = data.slices_for(convention)
+        pipeline = InputPipeline(convention, data.task.spec.domain, tuple(data.prep.windows) if data.prep else (),
+                                 mapped=slices.mapped)
+        features = self._features_for(model, data, pipeline, slices)
+        recipe = self.profile.training(data.task.spec.training)
+        budget = _budget(job, data, holdout=protocol.uses_features or recipe.selection == "val")
+        train, val = budget_rows(budget, slices.patient_ids, slices.case_ids)
+        ctx = JobContext(task=data.task.spec, checkpoint=model.spec, slices=slices, train=train, val=val,
+                         test=data.test, seed=job.seed, features=features, backbone=model.fresh, accel=self.accel,
+                         profile=self.profile, inputs=pipeline, max_epochs=job.max_epochs or None)
+        log.info("%s: %d train, %d val, %d test cases (budget %s, by %s); input %s; device %s, %s, %d CPU thread(s)",
+                 job.protocol, len(ctx.train), len(ctx.val), len(ctx.test), budget.path, job.budget_unit,
+                 convention.name, self.accel.device, self.accel.precision, torch.get_num_threads())
+        seed_everything(job.seed)
         outcome = protocol.run(ctx)
         wall_time = time.perf_counter() - started
         log.info("%s = %s in %.1f s", data.task.spec.main_metric, outcome.metrics[data.task.spec.main_metric], wall_time)
         result = _result_payload(job, self.spec, data, model, budget, ctx, outcome, protocol, features, self.accel,
                                  self.profile, wall_time=wall_time)
         return self.store.write(job, result, {
-            "case_ids": data.slices.case_ids[ctx.test],
-            "patient_ids": data.slices.patient_ids[ctx.test],
-            "y_true": data.slices.labels[ctx.test],
+            "case_ids": slices.case_ids[ctx.test],
+            "patient_ids": slices.patient_ids[ctx.test],
+            "y_true": slices.labels[ctx.test],
             **{name: _compact(array) for name, array in outcome.predictions.items()},
         })
 
@@ -178,9 +216,20 @@ def _compact(predictions: np.ndarray) -> np.ndarray:
     return predictions.astype(np.float32) if np.issubdtype(predictions.dtype, np.floating) else predictions
 
 
-def _budget(job: Job, data: TaskData) -> Manifest:
-    folder = data.split.path.parent / f"seed{job.seed}"
-    return make_budget(data.split, job.seed, job.scale, data.slices.patient_ids, folder / f"scale-{job.scale:g}.json")
+def _budget(job: Job, data: TaskData, holdout: bool) -> Manifest:
+    return job_budget(data, job.seed, job.scale, job.budget_unit, holdout)
+
+
+def job_budget(data: TaskData, seed: int, scale: float, unit: str = "patient", holdout: bool = True) -> Manifest:
+    """``seed<S>/scale-<s>.json`` as before; a slice-unit or hold-out-free budget is its own file beside it.
+
+    No hold-out where nothing is selected on it: a protocol that trains with the recipe's last
+    epoch (the study's choice) trains on its whole budget, as the study trained on its whole folder.
+    """
+    folder = data.split.path.parent / f"seed{seed}"
+    suffix = ("-slices" if unit == "slice" else "") + ("" if holdout else "-noval")
+    return make_budget(data.split, seed, scale, data.slices.patient_ids, folder / f"scale-{scale:g}{suffix}.json",
+                       holdout=holdout, unit=unit, case_ids=data.slices.case_ids)
 
 
 def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointModel, budget: Manifest,
@@ -213,6 +262,8 @@ def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointMo
         },
         "preprocessing": profile.preprocessing(task.preprocessing).model_dump(mode="json"),
         "feature_cache_key": features.cache_key if protocol.uses_features else None,
+        "input": {"convention": ctx.inputs.describe(), "native": checkpoint.input.name,
+                  "forced": bool(job.input_convention)},
         "checkpoint_load": model.load_record,
         "predictions_file": f"{job.job_id}.predictions.npz",
         "provenance": {

@@ -54,6 +54,17 @@ def _versions() -> dict:
     return {"torch": torch.__version__, "timm": timm.__version__, "lightly": lightly.__version__}
 
 
+def pretraining_convention(corpus: Corpus, mean: tuple[float, ...], std: tuple[float, ...]) -> InputConvention:
+    """What the pretraining fed the network, so that evaluation feeds it the same: the corpus's HU
+    windows on CT (other modalities keep their task's mapping), the photos' 0..255 scale on natural
+    images, both at full resolution before an area resize, standardised by the corpus statistics."""
+    if corpus.domain == "ct":
+        return InputConvention(name="hu_windows", intensity="windows", windows=list(corpus.preprocessing.windows),
+                               intensity_by_domain={"mri": "task", "xray": "task", "natural": "task"},
+                               mean=mean, std=std)
+    return InputConvention(name="unit_rgb", intensity="task", mean=mean, std=std)
+
+
 def write_outputs(out: Path, backbone: nn.Module, *, recipe: Recipe, corpus: Corpus, name: str,
                   pretraining_domain: str, demo: bool, mean: tuple[float, ...], std: tuple[float, ...],
                   losses: list[float], training: dict) -> CheckpointSpec:
@@ -65,7 +76,7 @@ def write_outputs(out: Path, backbone: nn.Module, *, recipe: Recipe, corpus: Cor
     spec = CheckpointSpec(
         name=name, arch=recipe.arch, weights=out.resolve(), sha256=file_sha256(out), format="timm",
         pretraining_domain=pretraining_domain, method=recipe.method, data=corpus.describe(),
-        input=InputConvention(channels=3, mean=mean, std=std), demo=demo, description=description)
+        input=pretraining_convention(corpus, mean, std), demo=demo, description=description)
     write_json(sidecar_path(out), {
         "sidecar_version": SIDECAR_VERSION,
         "checkpoint": spec.model_dump(mode="json"),

@@ -38,7 +38,7 @@ class Recipe(BaseModel):
     batch_size: int = 64
     image_size: int = 64
     seed: int = 0
-    optimizer: str = "adamw"
+    optimizer: Literal["adamw", "lars"] = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
@@ -127,3 +127,12 @@ def recipe_from(fields: dict) -> Recipe:
 # - natural, the 600-crop corpus: 24 epochs x 9 steps, 67 s.
 DEMO_RECIPES = {"ct": Recipe(arch="test_resnet", epochs=16), "natural": Recipe(arch="test_resnet", epochs=24)}
 DEMO_RECIPE = DEMO_RECIPES["ct"]
+
+# The study's SimCLR pretraining of its references (its configs and logs): ResNet-50 at 256 px,
+# LARS at lr 4.8 (0.075 x sqrt(4096)), weight decay 1e-6, batch 4096 pairs, 100 epochs, a cosine
+# schedule without warm-up, temperature 0.5, a 256-d projection, colour jitter (0.8, 0.8, 0.8, 0.2)
+# at p 0.8, grayscale at p 0.2, flips at p 0.5, crops from 0.08. ``ctbench pretrain --recipe NAME``.
+# The same recipe pretrained on ImageNet-1k (the study's natural reference) and on RadNet-12M.
+_STUDY_SIMCLR = dict(method="simclr", arch="resnet50", epochs=100, batch_size=4096, image_size=256, optimizer="lars",
+                     lr=4.8, weight_decay=1e-6, warmup_epochs=0.0, temperature=0.5, projection_dim=256, seed=42)
+STUDY_RECIPES = {"study-imagenet": Recipe(**_STUDY_SIMCLR), "study-radnet": Recipe(**_STUDY_SIMCLR)}

@@ -96,8 +96,7 @@ def pretrain(corpus: Path, out: Path, *, method: Optional[str] = None, arch: Opt
     if dev.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU, same values
     model = model.to(dev)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.lr,
-                                  weight_decay=recipe.weight_decay)
+    optimizer = _optimizer([p for p in model.parameters() if p.requires_grad], recipe)
     gen = torch.Generator().manual_seed(recipe.seed)
     losses: list[float] = []
     start_epoch = _restore(state_path(out), run_key, resume, model, optimizer, gen, losses, dev)
@@ -166,6 +165,14 @@ def is_pretrained(corpus: Path, out: Path, recipe: Optional[Recipe] = None) -> b
     recipe = recipe or default_recipe(Path(corpus))
     return (payload.get("recipe") == recipe.to_dict() and spec.sha256 == file_sha256(out)
             and payload.get("corpus", {}).get("fingerprint") == fingerprint(Path(corpus), files))
+
+
+def _optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "lars":  # the study's SimCLR optimiser, as lightly implements it
+        from lightly.utils.lars import LARS
+
+        return LARS(params, lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay)
+    return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
 def _save_state(path: Path, run_key: str, epochs_done: int, model, optimizer, gen, losses) -> None:

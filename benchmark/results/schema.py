@@ -130,6 +130,9 @@ class JobRecord(Record):
     scale: Fraction
     seed: Count
     split_version: Optional[Count] = None  # absent from results written before splits were versioned
+    input_convention: Optional[StrictStr] = None  # set only where a run forced one on every checkpoint
+    budget_unit: Optional[Literal["patient", "slice"]] = None
+    max_epochs: Optional[Count] = None
 
 
 class CheckpointRecord(_Open):
@@ -206,6 +209,14 @@ class Provenance(Record):
     worker: Optional[dict[str, Any]] = None
 
 
+class InputRecord(Record):
+    """The input convention the network saw, and whether the run forced it instead of the checkpoint's own."""
+
+    convention: dict[str, Any]
+    native: StrictStr
+    forced: StrictBool
+
+
 class Rescored(Record):
     """Written by ``ctbench rescore`` when recomputed metrics differ from the stored ones."""
 
@@ -243,6 +254,7 @@ class Result(Record):
     preprocessing: Optional[dict[str, Any]] = None
     feature_cache_key: Optional[StrictStr] = None
     checkpoint_load: Optional[dict[str, Any]] = None
+    input: Optional[InputRecord] = None
     rescored: Optional[Rescored] = None
 
     @model_validator(mode="before")

@@ -86,6 +86,7 @@ TASK_DATA: dict[str, tuple[str, str]] = {  # task -> (dataset, folder inside it)
     "phantom-liver-segmentation": ("phantom", "lits"), "natural-photo-patches": ("natural", "images"),
     "image-folder": ("natural", "images"), "dicom-folder": ("dicom-folder", ""), "nifti-folder": ("nifti-folder", ""),
     "lits-liver-segmentation": ("lits", ""), "lits-tumour-present": ("lits", ""),
+    "lits-liver-segmentation-all-slices": ("lits", ""),
     "kits19-segmentation": ("kits19", ""), "kits21-segmentation": ("kits21", ""),
     "organamnist": ("medmnist", ""), "organcmnist": ("medmnist", ""), "organsmnist": ("medmnist", ""),
     "deeplesion-lesion-type": ("deeplesion", ""), "luna16-nodule-patch": ("luna16", ""), "rsna-ich": ("rsna", ""),

@@ -9,7 +9,8 @@ from benchmark.core.specs import InputConvention, Preprocessing
 from benchmark.core.workdir import Workdir
 from benchmark.data.slices import SliceSet
 from benchmark.evaluation.accel import Accelerator
-from benchmark.evaluation.features import cached_features, extract, feature_cache_key, to_model_input
+from benchmark.evaluation.features import cached_features, extract, feature_cache_key
+from benchmark.evaluation.inputs import to_model_input
 from benchmark.models.load import load_backbone
 
 

@@ -76,7 +76,8 @@ def test_radimagenet_format_builds_the_port_for_resnet50_only():
 def test_baselines_carry_their_leaderboard_role():
     roles = {spec.name: spec.baseline_role for spec in builtin_checkpoints()}
     assert roles == {"random": "random", "random-resnet50": "random", "imagenet": "natural",
-                     "demo-natural-simclr": "natural", "demo-ct-simclr": None, "radnet": None}
+                     "demo-natural-simclr": "natural", "demo-ct-simclr": None, "radnet": None,
+                     "imagenet-simclr": "natural"}
 
 
 def test_materializers_by_baseline():

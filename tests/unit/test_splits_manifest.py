@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from benchmark.data.splits import BudgetManifest, SplitManifest, make_budget, make_split, verify
+from benchmark.data.split_verify import verify
+from benchmark.data.splits import BudgetManifest, SplitManifest, make_budget, make_split
 
 # Written by the hand-built payloads the models replaced (ctbench before the pydantic manifests): a change
 # here re-keys every recorded result, so it must come with a MANIFEST_VERSION bump, never silently.
@@ -74,3 +75,30 @@ def test_a_manifest_of_the_wrong_shape_is_one_problem_naming_it(manifest, edit, 
     shape = [p for p in report.problems if "not a valid manifest" in p]
     assert len(shape) == 1 and "\n" not in shape[0], report.problems
     assert shape[0].startswith(f"{folder / manifest}: not a valid manifest (") and expected in shape[0], shape
+
+
+# Computed with ctbench before budgets gained ``holdout`` and ``unit`` (patient unit, with hold-out, the
+# default): those fields are written only when they differ from their defaults, so these bytes never move.
+GOLDEN_PATIENT_BUDGETS = {
+    "split.json": "fd643c2964c643007d6a1c4d2ebec65b3eaec9b6475f38d7352995ea66b6edfa",
+    "seed0/scale-0.1.json": "2b286b0dbe38eccbe4b897cdcd8809d33405800fc3d498cc3b74d930de8f6fe5",
+    "seed0/scale-1.json": "f221713d38783e290a9a4f6f7e5b9ca89214648bd8d21e995dfecddddcb8cc16",
+    "seed7/scale-0.1.json": "5af3092d3de4823f8c974c4e1ab837db0b32670e741bb36347050b2704ad1e7a",
+    "seed7/scale-1.json": "e612a6eb2ac71bc9c592850b7ce78eb1fec01b249da32c34bb293a2afddbc87d",
+}
+
+
+def test_patient_budgets_with_a_hold_out_keep_their_bytes(tmp_path):
+    patients = np.repeat([f"P{i:02d}" for i in range(30)], 3)
+    labels = np.repeat(np.arange(30) % 3, 3)
+    split = make_split("t", "1", "fp", patients, labels, tmp_path / "split.json")
+    for seed in (0, 7):
+        for scale in (0.1, 1.0):
+            make_budget(split, seed, scale, patients, tmp_path / f"seed{seed}" / f"scale-{scale:g}.json",
+                        holdout=True, unit="patient", case_ids=np.char.add(patients, "-c"))
+    for name, sha in GOLDEN_PATIENT_BUDGETS.items():
+        assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == sha, name
+    payload = json.loads((tmp_path / "seed0" / "scale-1.json").read_text())
+    assert not {"holdout", "unit", "train_cases", "val_cases"} & set(payload)
+    assert "shared_patients" not in payload["counts"]
+    assert BudgetManifest.model_validate(payload).holdout is True

@@ -13,7 +13,8 @@ from benchmark.core.errors import DataError, RegistryError
 from benchmark.core.specs import Preprocessing
 from benchmark.data.readers.volume import axial_image
 from benchmark.data.slices import load_slices, read_cache
-from benchmark.data.splits import make_budget, make_split, verify
+from benchmark.data.split_verify import verify
+from benchmark.data.splits import make_budget, make_split
 from benchmark.data.transforms import mask_transform, slice_transform
 from tasks.generic import DicomFolder, ImageFolder, NiftiFolder
 from tasks.phantom_region import TASK as BODY_REGION

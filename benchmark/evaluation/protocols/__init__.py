@@ -7,9 +7,10 @@ from benchmark.evaluation.protocols.finetune import Finetune
 from benchmark.evaluation.protocols.knn import KNN
 from benchmark.evaluation.protocols.linear import LinearProbe
 from benchmark.evaluation.protocols.segmentation import SegFinetune, SegLinear
+from benchmark.evaluation.protocols.study_linear import LinearStudy, SegLinearStudy
 
 PROTOCOLS: Registry[Protocol] = Registry("protocol", lambda p: p.name)
-for _protocol in (LinearProbe(), KNN(), Finetune(), SegLinear(), SegFinetune()):
+for _protocol in (LinearProbe(), KNN(), Finetune(), SegLinear(), SegFinetune(), LinearStudy(), SegLinearStudy()):
     PROTOCOLS.add(_protocol, f"builtin {type(_protocol).__module__}")
 
 __all__ = ["PROTOCOLS", "JobContext", "Outcome", "Protocol"]

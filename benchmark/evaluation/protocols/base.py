@@ -11,6 +11,7 @@ from torch import nn
 from benchmark.core.errors import JobError
 from benchmark.core.specs import CheckpointSpec, TaskSpec
 from benchmark.evaluation.accel import Accelerator
+from benchmark.evaluation.inputs import InputPipeline
 from benchmark.evaluation.metrics import score
 from benchmark.evaluation.profiles import PROFILES, ProfileSettings
 
@@ -31,6 +32,19 @@ class JobContext:
     backbone: Optional[Callable[[], nn.Module]] = None  # a fresh copy of the checkpoint's model, for training
     accel: Accelerator = field(default_factory=lambda: Accelerator(torch.device("cpu")))
     profile: ProfileSettings = PROFILES["demo"]
+    inputs: Optional[InputPipeline] = None  # cached rows -> network input in the checkpoint's convention
+    max_epochs: Optional[int] = None  # a run's cap on every recipe's epochs
+
+    def __post_init__(self):
+        if self.inputs is None:  # slices already in [0, 1], the checkpoint's own convention
+            self.inputs = InputPipeline(self.checkpoint.input, self.task.domain)
+
+    def recipe(self):
+        """The task's recipe as the profile (and a run's epoch cap) adapts it."""
+        recipe = self.profile.training(self.task.training)
+        if self.max_epochs is not None and recipe.epochs > self.max_epochs:
+            recipe = recipe.model_copy(update={"epochs": self.max_epochs})
+        return recipe
 
     def score(self, rows: np.ndarray, predictions: dict[str, np.ndarray]) -> dict[str, float]:
         """The task's metrics on ``rows`` (validation or test), from what would be saved."""

@@ -3,10 +3,14 @@
 The U-Net is segmentation-models-pytorch's, with a ``tu-<arch>`` encoder: timm's
 ``features_only`` view of the same architecture, into which the checkpoint's weights are
 loaded (every encoder key must be filled). ``seg-linear`` is the study's linear
-evaluation for segmentation: the decoder trains on a frozen encoder, whose weights and
-BatchNorm statistics stay bit-identical. ``seg-finetune`` trains everything.
+evaluation for segmentation in the field's standard form: the decoder trains on a frozen
+encoder in eval mode, whose weights and BatchNorm statistics stay bit-identical.
+``seg-finetune`` trains everything. ``seg-linear-study`` (study_linear.py) is the study's own
+variant: the encoder's weights frozen but its BatchNorm in train mode.
 """
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import torch
@@ -14,9 +18,9 @@ from torch import nn
 
 from benchmark.core.errors import JobError
 from benchmark.core.hashing import state_sha256
-from benchmark.evaluation.protocols.augment import describe as augmentation
+from benchmark.evaluation.protocols.augment import describe
 from benchmark.evaluation.protocols.base import JobContext, Outcome, Protocol
-from benchmark.evaluation.protocols.trainer import SliceBatches, fit, predict
+from benchmark.evaluation.protocols.trainer import SliceBatches, check_frozen, fit, parameters_sha256, predict
 
 
 def build_unet(backbone: nn.Module, arch: str, in_channels: int, n_classes: int,
@@ -39,17 +43,20 @@ def build_unet(backbone: nn.Module, arch: str, in_channels: int, n_classes: int,
 class _Segmentation(Protocol):
     kinds = frozenset({"segmentation"})
     freeze_encoder: bool
+    frozen_bn: Literal["eval", "train"] = "eval"  # a frozen encoder's BatchNorm mode while training
 
     def run(self, ctx: JobContext) -> Outcome:
-        task, recipe = ctx.task, ctx.profile.training(ctx.task.training)
-        unet, record = build_unet(ctx.model(), ctx.checkpoint.arch, ctx.checkpoint.input.channels,
+        task, recipe = ctx.task, ctx.recipe()
+        unet, record = build_unet(ctx.model(), ctx.checkpoint.arch, ctx.inputs.convention.channels,
                                   len(task.class_names), ctx.profile.decoder_channels)
         encoder_before = state_sha256(unet.encoder)
         if self.freeze_encoder:
             unet.encoder.requires_grad_(False)
+        weights_before = parameters_sha256(unet.encoder) if self.freeze_encoder else ""
         model = ctx.accel.prepare(unet)
-        data = SliceBatches(ctx.slices.images, ctx.slices.labels, ctx.checkpoint, ctx.accel, segmentation=True)
-        loss_fn = _loss(recipe.class_weights, recipe.dice_loss, ctx.accel.device)
+        data = SliceBatches(ctx.slices.images, ctx.slices.labels, ctx.inputs, ctx.accel, segmentation=True,
+                            augmentation=recipe.augmentation)
+        loss_fn = _loss(recipe.class_weights, recipe.dice_loss, len(task.class_names), ctx.accel.device)
         batch = ctx.profile.batch_size
 
         def masks(rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -59,21 +66,29 @@ class _Segmentation(Protocol):
             return ctx.score(ctx.val, masks(ctx.val))[task.main_metric]
 
         log = fit(model, loss_fn, data, ctx.train, recipe, ctx.seed, validate,
-                  frozen=unet.encoder if self.freeze_encoder else None, higher_is_better=task.higher_is_better)
+                  frozen=unet.encoder if self.freeze_encoder else None, frozen_bn=self.frozen_bn,
+                  higher_is_better=task.higher_is_better)
         encoder_after = state_sha256(unet.encoder)
-        if self.freeze_encoder and encoder_after != encoder_before:
+        frozen = {"encoder_frozen": self.freeze_encoder}
+        if self.freeze_encoder:
+            frozen.update(encoder_batchnorm=self.frozen_bn,
+                          encoder_params_sha256=check_frozen(self.name, unet.encoder, weights_before))
+        if self.freeze_encoder and self.frozen_bn == "eval" and encoder_after != encoder_before:
             raise JobError(f"{self.name} changed its frozen encoder (sha256 {encoder_before[:12]} -> "
                            f"{encoder_after[:12]}): a bug, please report it")
         predictions = masks(ctx.test)
         return Outcome(ctx.score(ctx.test, predictions),
-                       {"recipe": recipe.model_dump(mode="json"), "augmentation": augmentation(),
-                        "encoder_frozen": self.freeze_encoder, "encoder_sha256": {"before": encoder_before,
-                                                                                  "after": encoder_after}, **record,
-                        "loss": "weighted_cross_entropy" + ("+dice" if recipe.dice_loss else ""), **log.as_dict()},
+                       {"recipe": recipe.model_dump(mode="json"), "augmentation": describe(recipe.augmentation),
+                        **frozen, "encoder_sha256": {"before": encoder_before, "after": encoder_after}, **record,
+                        "loss": "weighted_cross_entropy" + ("+dice" if recipe.dice_loss else ""),
+                        "loss_weights": list(recipe.class_weights) if recipe.class_weights else None,
+                        **log.as_dict()},
                        predictions)
 
 
-def _loss(class_weights: list[float] | None, dice: bool, device: torch.device):
+def _loss(class_weights: list[float] | None, dice: bool, n_classes: int, device: torch.device):
+    if class_weights is not None and len(class_weights) != n_classes:
+        raise JobError(f"{len(class_weights)} class weights for {n_classes} classes")
     weights = torch.tensor(class_weights, device=device) if class_weights else None
     cross_entropy = nn.CrossEntropyLoss(weight=weights)
     if not dice:

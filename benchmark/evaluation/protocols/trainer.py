@@ -1,5 +1,5 @@
 """The loop every training protocol shares: optimiser and schedule from the task's recipe,
-light augmentation, model selection, and batched prediction.
+the recipe's augmentations, model selection, and batched prediction.
 
 Written by hand rather than with Lightning or Ignite: the loop is forty lines, and owning
 it keeps the CPU path bit-reproducible and the CUDA path (autocast, channels_last,
@@ -8,19 +8,20 @@ non-blocking copies) in one place.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 from benchmark.core.errors import JobError
-from benchmark.core.specs import CheckpointSpec, TrainingRecipe
+from benchmark.core.specs import Augmentation, TrainingRecipe
 from benchmark.evaluation.accel import Accelerator, batches
-from benchmark.evaluation.inputs import normalize
-from benchmark.evaluation.protocols.augment import augment_batch, light_augmentation
+from benchmark.evaluation.inputs import InputPipeline
+from benchmark.evaluation.protocols.augment import augment_batch, augmentation
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 logger = logging.getLogger(__name__)
@@ -46,24 +47,47 @@ def make_schedule(optimizer: torch.optim.Optimizer, recipe: TrainingRecipe):
 
 @dataclass
 class SliceBatches:
-    """Rows of a slice array as normalised, augmented model inputs on the device."""
+    """Rows of a slice array as augmented model inputs, in the checkpoint's convention, on the device.
 
-    images: np.ndarray  # float16 (N, C, H, W) in [0, 1]
+    Cached rows -> ``pipeline.unit`` ([0, 1] planes in the checkpoint's channel count) -> the
+    recipe's augmentations (training batches only) -> ``pipeline.standardize`` (mean/std).
+    """
+
+    images: np.ndarray  # float16 (N, C, H, W): [0, 1] planes, or raw values the pipeline maps
     targets: np.ndarray
-    checkpoint: CheckpointSpec
+    pipeline: InputPipeline
     accel: Accelerator
     segmentation: bool = False
+    augmentation: Augmentation = field(default_factory=Augmentation)
 
     def __post_init__(self):
-        self._augment = light_augmentation(self.images.shape[-1], self.images.shape[1])
+        self._augment = augmentation(self.augmentation, self.images.shape[-1], self.pipeline.convention.channels)
 
     def inputs(self, rows: np.ndarray, augment: bool = False) -> Batch:
-        x = torch.from_numpy(self.images[rows].astype(np.float32))
+        x = self.pipeline.unit(torch.from_numpy(self.images[rows].astype(np.float32)))
         y = torch.from_numpy(self.targets[rows].astype(np.int64))
-        if augment:
+        if augment:  # photometric transforms are defined on [0, 1]; augment_batch clamps back into it
             x, masks = augment_batch(self._augment, x, y if self.segmentation else None)
             y = masks if self.segmentation else y
-        return self.accel.to_device(normalize(x, self.checkpoint)), self.accel.to_device(y)
+        return self.accel.to_device(self.pipeline.standardize(x)), self.accel.to_device(y)
+
+
+def parameters_sha256(module: nn.Module) -> str:
+    """Weights only, bit for bit (buffers such as BatchNorm statistics left out)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.named_parameters(), key=lambda item: item[0]):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_frozen(name: str, encoder: nn.Module, before: str) -> dict:
+    """A frozen encoder's weights must come out bit-identical (its buffers may move)."""
+    after = parameters_sha256(encoder)
+    if after != before:
+        raise JobError(f"{name} changed its frozen encoder's weights (sha256 {before[:12]} -> {after[:12]}): "
+                       "a bug, please report it")
+    return {"before": before, "after": after}
 
 
 @dataclass
@@ -81,12 +105,17 @@ class FitLog:
 
 def fit(model: nn.Module, loss_fn: Callable, data: SliceBatches, train_rows: np.ndarray, recipe: TrainingRecipe,
         seed: int, validate: Callable[[nn.Module], float] | None, frozen: nn.Module | None = None,
-        higher_is_better: bool = True) -> FitLog:
+        higher_is_better: bool = True, frozen_bn: Literal["eval", "train"] = "eval") -> FitLog:
     """Train ``model`` in place; with ``selection == "val"`` it ends holding its best epoch.
 
-    ``frozen`` (an encoder) stays in eval mode throughout, so not even its BatchNorm
-    statistics move: a frozen-encoder protocol must leave it bit-identical.
+    ``frozen`` (an encoder whose parameters have ``requires_grad`` False) stays in eval mode
+    throughout by default, so not even its BatchNorm statistics move: a frozen-encoder protocol
+    must leave it bit-identical. ``frozen_bn="train"`` puts its BatchNorm layers (only those) in
+    train mode while training, so their running statistics adapt to the task, as the study's
+    linear evaluation did; its weights still get no gradients.
     """
+    if frozen_bn not in ("eval", "train"):
+        raise ValueError(f"frozen_bn must be 'eval' or 'train', not {frozen_bn!r}")
     if len(train_rows) < 2:
         raise JobError(f"{len(train_rows)} training case(s): too few to train on; use a larger data scale")
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -100,7 +129,7 @@ def fit(model: nn.Module, loss_fn: Callable, data: SliceBatches, train_rows: np.
     best_score, best_state = None, None
     for epoch in range(1, epochs + 1):
         losses = _train_epoch(model, loss_fn, data, train_rows, recipe, optimizer, scaler, order_rng, frozen,
-                              max_steps - log.steps, log.seen)
+                              frozen_bn, max_steps - log.steps, log.seen)
         schedule.step()
         log.steps += len(losses)
         record = {"epoch": epoch, "steps": log.steps, "train_loss": float(np.mean(losses))}
@@ -119,10 +148,14 @@ def fit(model: nn.Module, loss_fn: Callable, data: SliceBatches, train_rows: np.
 
 
 def _train_epoch(model, loss_fn, data: SliceBatches, train_rows, recipe, optimizer, scaler, order_rng, frozen,
-                 steps_left, seen: set) -> list[float]:
+                 frozen_bn, steps_left, seen: set) -> list[float]:
     model.train()
     if frozen is not None:
         frozen.eval()
+        if frozen_bn == "train":
+            for module in frozen.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.train()
     order = train_rows[torch.randperm(len(train_rows), generator=order_rng).numpy()]
     losses = []
     for chunk in _training_chunks(len(order), recipe.batch_size):

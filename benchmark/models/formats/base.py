@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 
 import torch
 
+from benchmark.core.specs import INPUT_CONVENTIONS, InputConvention
 from benchmark.models.formats.keys import strip_wrappers, unwrap
 from benchmark.models.formats.safe_load import is_safetensors
 
@@ -85,6 +86,8 @@ class Format:
     rules: tuple[Rule, ...] = ()
     #: how the weights were pretrained to see their input: mean, std (in the file's channel order) and that order
     input_hint: Mapping[str, object] = field(default_factory=lambda: dict(IMAGENET_INPUT))
+    #: the input convention a checkpoint of this format gets unless its submitter names another
+    convention: InputConvention = INPUT_CONVENTIONS["imagenet_rgb"]
     #: the timm model the keys are for, given the architecture named and the file (it may refuse the name with a
     #: CheckpointError); None: that name itself
     timm_model: Callable[[str, Path], str] | None = None

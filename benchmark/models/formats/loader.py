@@ -44,7 +44,9 @@ class Prepared:
                 "arch": self.arch, "arch_source": self.arch_source, "arch_conflict": self.arch_conflict,
                 "method": self.method,
                 "keys": self.report.as_dict(), "input_conv": dict(self.input_conv),
-                "input_hint": CHECKPOINT_FORMATS[self.format].hint(), "notes": list(self.notes)}
+                "input_hint": CHECKPOINT_FORMATS[self.format].hint(),
+                "input_convention": CHECKPOINT_FORMATS[self.format].convention.model_dump(mode="json"),
+                "notes": list(self.notes)}
 
 
 def prepare(path: Path | str, arch: str | None = None, fmt: str | None = None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.core.errors import CheckpointError
+from benchmark.core.specs import InputConvention
 from benchmark.models.formats.base import Evidence, Extracted, Format, Rule
 from benchmark.models.formats.keys import tensor_dict, unwrap
 from benchmark.models.radimagenet_resnet import (  # noqa: F401 - KERAS_BN_EPS and the class are re-exported
@@ -55,4 +56,5 @@ def _biased_convs(evidence: Evidence) -> str | None:
 
 FORMAT = Format("radimagenet", extract, rules=(Rule(80, _biased_convs),),
                 input_hint={"mean": INPUT_MEAN, "std": INPUT_STD, "channel_order": "BGR"},
+                convention=InputConvention(name="radimagenet_caffe", mean=INPUT_MEAN, std=INPUT_STD),
                 timm_model=timm_model, arch_aliases=(TIMM_NAME,), resnet_layout=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmark.core.specs import INPUT_CONVENTIONS
 from benchmark.models.formats.base import Evidence, Extracted, Format, Rule
 from benchmark.models.formats.keys import rename, tensor_dict, unwrap
 
@@ -28,4 +29,5 @@ def _finetuned(evidence: Evidence) -> str | None:
 
 
 #: encoder (a) has plain torchvision keys, read as timm when detected; only (b) has evidence of its own
-FORMAT = Format("study", extract, rules=(Rule(60, _finetuned),))
+# The study fed every network bilinear-resized slices, min-max scaled per slice, grey x3, unstandardised.
+FORMAT = Format("study", extract, rules=(Rule(60, _finetuned),), convention=INPUT_CONVENTIONS["minmax_grey3"])
