@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from benchmark.core.errors import DataError
 from benchmark.core.hashing import canonical_hash
 from benchmark.core.locks import exclusive
-from benchmark.core.specs import InputConvention, Preprocessing
+from benchmark.core.specs import InputConvention, Preprocessing, Window
 from benchmark.data.task import Task
 from benchmark.data.transforms import mask_transform, slice_transform
 
@@ -52,15 +52,16 @@ class SliceSet:
         return len(self.case_ids)
 
 
-def cache_stage(convention: InputConvention, domain: str) -> dict:
+def cache_stage(convention: InputConvention, domain: str, task_windows: list | tuple = ()) -> dict:
     """What of a convention a cache entry depends on: only the interpolation when it resizes raw
-    values first; the effective mapping (never mean/std) when it maps first."""
+    values first; the effective mapping (never mean/std) when it maps first, so two conventions
+    that map alike (a checkpoint's HU windows that are the task's own) share one entry."""
     if convention.resize_first:
         return {"values": "raw", "interpolation": convention.interpolation}
     intensity = convention.intensity_for(domain)
-    return {"values": "unit", "interpolation": convention.interpolation, "intensity": intensity,
-            "windows": [w.model_dump() for w in convention.windows] if intensity == "windows" else [],
-            "channels": convention.channels}
+    windows = convention.windows if intensity == "windows" else task_windows if intensity == "task" else []
+    return {"values": "unit", "interpolation": convention.interpolation,
+            "windows": [Window.model_validate(w).model_dump() for w in windows], "channels": convention.channels}
 
 
 def slice_cache_key(task: Task, data_fingerprint: str, prep: Preprocessing, stage: dict | None = None) -> str:
@@ -72,7 +73,7 @@ def slice_cache_key(task: Task, data_fingerprint: str, prep: Preprocessing, stag
 
 
 def _task_stage(prep: Preprocessing, domain: str) -> dict:
-    return cache_stage(InputConvention(channels=prep.channels), domain)
+    return cache_stage(InputConvention(channels=prep.channels), domain, prep.windows)
 
 
 ARRAYS = ("images", "labels", "patient_ids", "case_ids", "official")
@@ -83,7 +84,7 @@ def load_slices(task: Task, root: Path, prep: Preprocessing, cache_dir: Path, da
                 convention: InputConvention | None = None) -> SliceSet:
     """The task's slices as ``convention`` (default: the task's own mapping) needs them cached."""
     convention = convention or InputConvention(channels=prep.channels)
-    stage = cache_stage(convention, task.spec.domain)
+    stage = cache_stage(convention, task.spec.domain, prep.windows)
     key = slice_cache_key(task, data_fingerprint, prep, stage)
     folder = cache_dir / f"{task.spec.name}@{task.spec.version}" / key
     with exclusive(folder, f"reading {task.spec.name} into the slice cache"):

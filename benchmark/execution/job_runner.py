@@ -53,7 +53,7 @@ class TaskData:
         """The task's slices cached as ``convention`` needs them (raw, or mapped its way)."""
         from benchmark.data.slices import cache_stage, load_slices
 
-        stage = cache_stage(convention, self.task.spec.domain)
+        stage = cache_stage(convention, self.task.spec.domain, self.prep.windows)
         if self.cache_dir is None or self.slices.stage == stage:
             return self.slices
         key = json.dumps(stage, sort_keys=True)

@@ -87,8 +87,9 @@ def test_resize_first_conventions_share_one_raw_cache_and_map_first_ones_are_key
     assert cache_stage(STUDY, "ct") == cache_stage(STUDY.model_copy(update={"mean": (0.5,) * 3, "std": (0.2,) * 3,
                                                                            "name": "other"}), "ct")
     windows = INPUT_CONVENTIONS["hu_windows"]
-    assert cache_stage(windows, "ct") != cache_stage(IMAGENET, "ct")
-    assert cache_stage(windows, "mri") == cache_stage(IMAGENET, "mri")  # HU windows mean nothing on MRI
+    assert cache_stage(windows, "ct", LIVER) != cache_stage(IMAGENET, "ct", LIVER)
+    assert cache_stage(windows, "mri", LIVER) == cache_stage(IMAGENET, "mri", LIVER)  # HU windows mean nothing on MRI
+    assert cache_stage(windows, "ct", windows.windows) == cache_stage(IMAGENET, "ct", windows.windows)  # one entry
 
 
 def test_minmax_of_a_constant_slice_is_zero_not_nan():
