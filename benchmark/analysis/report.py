@@ -28,10 +28,9 @@ from benchmark.core.specs import CheckpointSpec, RunSpec
 from benchmark.core.workdir import Workdir
 from benchmark.data.splits import budget_rows
 from benchmark.evaluation.accel import Accelerator, pick_device
-from benchmark.evaluation.inputs import InputPipeline
 from benchmark.evaluation.profiles import PROFILES
 from benchmark.evaluation.protocols import PROTOCOLS, JobContext
-from benchmark.execution.job_runner import CheckpointModel, TaskData, job_budget, prepare_task
+from benchmark.execution.job_runner import CheckpointModel, TaskData, holds_out, job_budget, prepare_task
 from benchmark.results.store import ResultStore
 
 SCHEMA_VERSION = 1
@@ -131,7 +130,7 @@ def finetune_context(data: TaskData, checkpoint: CheckpointSpec, seed: int, scal
 
     The budget manifest has the runner's path, so an existing one is reused, never redrawn.
     """
-    budget = job_budget(data, seed, scale, holdout=profile.training(data.task.spec.training).selection == "val")
+    budget = job_budget(data, seed, scale, holdout=holds_out(PROTOCOLS.get(REUSE_PROTOCOL), profile, data))
     train, val = budget_rows(budget, data.slices.patient_ids, data.slices.case_ids)
     return JobContext(task=data.task.spec, checkpoint=checkpoint, slices=data.slices, train=train, val=val,
                       test=data.test, seed=seed, features=_no_features, accel=accel, profile=profile)
@@ -140,9 +139,7 @@ def finetune_context(data: TaskData, checkpoint: CheckpointSpec, seed: int, scal
 def in_convention(ctx: JobContext, data: TaskData, checkpoint: CheckpointSpec) -> JobContext:
     """The context with ``checkpoint`` fed its own input convention (each network sees what it was
     pretrained on, here as in every run)."""
-    slices = data.slices_for(checkpoint.input)
-    pipeline = InputPipeline(checkpoint.input, data.task.spec.domain, tuple(data.prep.windows) if data.prep else (),
-                             mapped=slices.mapped)
+    slices, pipeline = data.inputs_for(checkpoint.input)
     return dataclasses.replace(ctx, checkpoint=checkpoint, slices=slices, inputs=pipeline)
 
 

@@ -20,10 +20,15 @@ def to_unit(x: torch.Tensor, convention: InputConvention, domain: str, task_wind
     all of them. No window (``minmax``, or a task without windows) scales each slice by its own
     minimum and maximum over all its channels, as the study did.
     """
-    intensity = convention.intensity_for(domain)
-    windows = convention.windows if intensity == "windows" else task_windows if intensity == "task" else []
+    windows = effective_windows(convention, domain, task_windows)
     planes = apply_windows(x, windows) if windows else minmax(x)
     return fit_channels(planes, convention.channels)
+
+
+def effective_windows(convention: InputConvention, domain: str, task_windows) -> list[Window]:
+    """The windows ``convention`` applies on ``domain``: its own, the task's, or none (min-max)."""
+    intensity = convention.intensity_for(domain)
+    return list(convention.windows if intensity == "windows" else task_windows if intensity == "task" else [])
 
 
 def apply_windows(x: torch.Tensor, windows: list[Window]) -> torch.Tensor:

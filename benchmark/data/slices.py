@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from benchmark.core.errors import DataError
 from benchmark.core.hashing import canonical_hash
 from benchmark.core.locks import exclusive
-from benchmark.core.specs import InputConvention, Preprocessing, Window
+from benchmark.core.specs import InputConvention, Preprocessing
+from benchmark.data.intensity import effective_windows
 from benchmark.data.task import Task
 from benchmark.data.transforms import mask_transform, slice_transform
 
@@ -58,10 +59,8 @@ def cache_stage(convention: InputConvention, domain: str, task_windows: list | t
     that map alike (a checkpoint's HU windows that are the task's own) share one entry."""
     if convention.resize_first:
         return {"values": "raw", "interpolation": convention.interpolation}
-    intensity = convention.intensity_for(domain)
-    windows = convention.windows if intensity == "windows" else task_windows if intensity == "task" else []
-    return {"values": "unit", "interpolation": convention.interpolation,
-            "windows": [Window.model_validate(w).model_dump() for w in windows], "channels": convention.channels}
+    return {"values": "unit", "interpolation": convention.interpolation, "channels": convention.channels,
+            "windows": [w.model_dump() for w in effective_windows(convention, domain, task_windows)]}
 
 
 def slice_cache_key(task: Task, data_fingerprint: str, prep: Preprocessing, stage: dict | None = None) -> str:

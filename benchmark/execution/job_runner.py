@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from benchmark.catalog.registries import task_registry
-from benchmark.core.specs import CheckpointSpec, InputConvention, RunSpec, input_convention
+from benchmark.core.specs import CheckpointSpec, InputConvention, Preprocessing, RunSpec, input_convention
 from benchmark.core.workdir import Workdir
 from benchmark.data.splits import MANIFEST_VERSION, Manifest, budget_rows, indices_for, make_budget, make_split
 from benchmark.data.task import Task, resolve_data_root
@@ -44,23 +44,26 @@ class TaskData:
     slices: "SliceSet"  # the first cache stage read; its rows are every stage's rows
     split: Manifest
     test: np.ndarray
-    fingerprint: str = ""
-    cache_dir: Path | None = None
-    prep: object = None
+    fingerprint: str
+    cache_dir: Path
+    prep: Preprocessing
     _stages: dict = field(default_factory=dict)
 
-    def slices_for(self, convention: InputConvention) -> "SliceSet":
-        """The task's slices cached as ``convention`` needs them (raw, or mapped its way)."""
+    def inputs_for(self, convention: InputConvention) -> tuple["SliceSet", InputPipeline]:
+        """The task's slices cached as ``convention`` needs them (raw, or mapped its way), and the
+        pipeline that feeds them to a network in that convention."""
         from benchmark.data.slices import cache_stage, load_slices
 
         stage = cache_stage(convention, self.task.spec.domain, self.prep.windows)
-        if self.cache_dir is None or self.slices.stage == stage:
-            return self.slices
         key = json.dumps(stage, sort_keys=True)
-        if key not in self._stages:
-            self._stages[key] = load_slices(self.task, self.root, self.prep, self.cache_dir, self.fingerprint,
-                                            convention)
-        return self._stages[key]
+        if self.slices.stage == stage:
+            slices = self.slices
+        else:
+            if key not in self._stages:
+                self._stages[key] = load_slices(self.task, self.root, self.prep, self.cache_dir, self.fingerprint,
+                                                convention)
+            slices = self._stages[key]
+        return slices, InputPipeline(convention, self.task.spec.domain, tuple(self.prep.windows), slices.mapped)
 
 
 def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSettings,
@@ -120,10 +123,9 @@ class LazyFeatures:
 
         self._model, self._slices, self._pipeline = model, slices, pipeline
         self._accel, self._batch_size = accel, profile.batch_size
-        prep = profile.preprocessing(data.task.spec.preprocessing)
         seen_as = model.spec.model_copy(update={"input": pipeline.convention})  # a forced convention is its own key
         self.cache_key = feature_cache_key(seen_as, data.task.spec.name, data.task.spec.version,
-                                           data.split.sha256, prep, accel.precision)
+                                           data.split.sha256, data.prep, accel.precision)
         self._path = workdir.features / f"{self.cache_key}.npz"
         self.owner = (model.spec.name, data.task.spec.name, pipeline.convention.key())
         self._value: np.ndarray | None = None
@@ -161,8 +163,7 @@ class JobRunner:
         """The job's task data; a CTBenchError here is bad input, not a failed job."""
         if self._data is None or self._data.task.spec.name != job.task:
             self._data, self._features = None, None
-            convention = convention_for(self.checkpoints[job.checkpoint], job.input_convention) \
-                if job.checkpoint in self.checkpoints else None
+            convention = convention_for(self.checkpoints[job.checkpoint], job.input_convention)
             self._data = prepare_task(task_registry().get(job.task), self.spec, self.workdir, self.profile, convention)
         return self._data
 
@@ -184,12 +185,9 @@ class JobRunner:
         data, model = self.prepare(job), self._model(job.checkpoint)
         protocol: Protocol = PROTOCOLS.get(job.protocol)
         convention = convention_for(model.spec, job.input_convention)
-        slices = data.slices_for(convention)
-        pipeline = InputPipeline(convention, data.task.spec.domain, tuple(data.prep.windows) if data.prep else (),
-                                 mapped=slices.mapped)
+        slices, pipeline = data.inputs_for(convention)
         features = self._features_for(model, data, pipeline, slices)
-        recipe = self.profile.training(data.task.spec.training)
-        budget = _budget(job, data, holdout=protocol.uses_features or recipe.selection == "val")
+        budget = _budget(job, data, holdout=holds_out(protocol, self.profile, data))
         train, val = budget_rows(budget, slices.patient_ids, slices.case_ids)
         ctx = JobContext(task=data.task.spec, checkpoint=model.spec, slices=slices, train=train, val=val,
                          test=data.test, seed=job.seed, features=features, backbone=model.fresh, accel=self.accel,
@@ -220,12 +218,15 @@ def _budget(job: Job, data: TaskData, holdout: bool) -> Manifest:
     return job_budget(data, job.seed, job.scale, job.budget_unit, holdout)
 
 
-def job_budget(data: TaskData, seed: int, scale: float, unit: str = "patient", holdout: bool = True) -> Manifest:
-    """``seed<S>/scale-<s>.json`` as before; a slice-unit or hold-out-free budget is its own file beside it.
+def holds_out(protocol: Protocol, profile: ProfileSettings, data: TaskData) -> bool:
+    """A budget keeps a validation hold-out only where something is selected on it: a probe's C or k,
+    or the best epoch of a recipe that selects one. One that keeps the last epoch (the study's) trains
+    on all of it, as the study trained on its whole folder."""
+    return protocol.uses_features or profile.training(data.task.spec.training).selection == "val"
 
-    No hold-out where nothing is selected on it: a protocol that trains with the recipe's last
-    epoch (the study's choice) trains on its whole budget, as the study trained on its whole folder.
-    """
+
+def job_budget(data: TaskData, seed: int, scale: float, unit: str = "patient", holdout: bool = True) -> Manifest:
+    """``seed<S>/scale-<s>.json`` as before; a slice-unit or hold-out-free budget is its own file beside it."""
     folder = data.split.path.parent / f"seed{seed}"
     suffix = ("-slices" if unit == "slice" else "") + ("" if holdout else "-noval")
     return make_budget(data.split, seed, scale, data.slices.patient_ids, folder / f"scale-{scale:g}{suffix}.json",

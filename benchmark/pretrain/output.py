@@ -19,7 +19,7 @@ from torch import nn
 from benchmark.core.atomic import write_json
 from benchmark.core.errors import CheckpointError, ConfigError
 from benchmark.core.hashing import file_sha256
-from benchmark.core.specs import NAME_PATTERN, CheckpointSpec, InputConvention
+from benchmark.core.specs import INPUT_CONVENTIONS, NAME_PATTERN, CheckpointSpec, InputConvention
 from benchmark.models.backbones import save_backbone
 from benchmark.pretrain.corpus import Corpus
 from benchmark.pretrain.recipe import Recipe
@@ -59,9 +59,8 @@ def pretraining_convention(corpus: Corpus, mean: tuple[float, ...], std: tuple[f
     windows on CT (other modalities keep their task's mapping), the photos' 0..255 scale on natural
     images, both at full resolution before an area resize, standardised by the corpus statistics."""
     if corpus.domain == "ct":
-        return InputConvention(name="hu_windows", intensity="windows", windows=list(corpus.preprocessing.windows),
-                               intensity_by_domain={"mri": "task", "xray": "task", "natural": "task"},
-                               mean=mean, std=std)
+        return INPUT_CONVENTIONS["hu_windows"].model_copy(update={"windows": list(corpus.preprocessing.windows),
+                                                                  "mean": mean, "std": std})
     return InputConvention(name="unit_rgb", intensity="task", mean=mean, std=std)
 
 
