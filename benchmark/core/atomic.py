@@ -164,9 +164,10 @@ def write_json(path: Path, payload: object) -> None:
         handle.write(text)
 
 
-def write_npz(path: Path, **arrays: np.ndarray) -> None:
+def write_npz(path: Path, compress: bool = False, **arrays: np.ndarray) -> None:
+    """``compress``: deflate each array (``np.load`` reads either form the same way)."""
     with atomic_open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+        (np.savez_compressed if compress else np.savez)(handle, **arrays)
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:

@@ -14,22 +14,42 @@ MetricFn = Callable[[np.ndarray, np.ndarray], float]
 
 
 def _auc(y_true: np.ndarray, prob: np.ndarray) -> float:
-    if prob.ndim == 2 and y_true.ndim == 2:  # multilabel: mean over labels that have both classes
-        usable = [j for j in range(y_true.shape[1]) if len(np.unique(y_true[:, j])) == 2]
-        return float(np.mean([skm.roc_auc_score(y_true[:, j], prob[:, j]) for j in usable])) if usable else float("nan")
-    present = np.unique(y_true)
-    if len(present) < 2:
-        return float("nan")
-    if prob.shape[1] == 2:
-        return float(skm.roc_auc_score(y_true, prob[:, 1]))
-    return float(skm.roc_auc_score(y_true, prob, multi_class="ovr", average="macro", labels=np.arange(prob.shape[1])))
+    """One-vs-rest AUC averaged over the labels or classes the evaluated rows hold both ways.
+
+    A class (or label) absent from the rows has no AUC; it is left out of the mean, as Dice
+    leaves out a class absent from truth and prediction, instead of making the whole score NaN
+    (sklearn's multiclass path) and so every point of a validation sweep undefined.
+    ``absent_classes`` names what was left out. Equal to sklearn's macro OvR AUC when every class
+    is present.
+    """
+    if y_true.ndim == 2:
+        columns = [(y_true[:, j], prob[:, j]) for j in range(y_true.shape[1])]
+    elif prob.shape[1] == 2:
+        columns = [(y_true == 1, prob[:, 1])]
+    else:
+        columns = [(y_true == c, prob[:, c]) for c in range(prob.shape[1])]
+    scores = [skm.roc_auc_score(truth, p) for truth, p in columns if len(np.unique(truth)) == 2]
+    return float(np.mean(scores)) if scores and len(np.unique(y_true)) > 1 else float("nan")
+
+
+def absent_classes(y_true: np.ndarray, class_names: list[str]) -> list[str]:
+    """Classes the rows never hold (multilabel: labels never, or always, positive): those AUC leaves out."""
+    if y_true.ndim == 2:
+        return [name for j, name in enumerate(class_names) if len(np.unique(y_true[:, j])) < 2]
+    present = set(np.unique(y_true).tolist())
+    return [name for c, name in enumerate(class_names) if c not in present]
+
+
+def _f1_macro(y_true: np.ndarray, prob: np.ndarray) -> float:
+    """Over the classes in truth or prediction: one absent from both is left out (the Dice rule),
+    not scored 0; a class only predicted still scores 0."""
+    return float(skm.f1_score(y_true, prob.argmax(1), average="macro", zero_division=0))
 
 
 METRICS: dict[str, MetricFn] = {
     "accuracy": lambda y, p: float(skm.accuracy_score(y, p.argmax(1))),
     "balanced_accuracy": lambda y, p: float(skm.balanced_accuracy_score(y, p.argmax(1))),
-    "f1_macro": lambda y, p: float(skm.f1_score(y, p.argmax(1), average="macro", labels=np.arange(p.shape[1]),
-                                                zero_division=0)),
+    "f1_macro": _f1_macro,
     "auc": _auc,
 }
 

@@ -255,6 +255,7 @@ class Result(Record):
     feature_cache_key: Optional[StrictStr] = None
     checkpoint_load: Optional[dict[str, Any]] = None
     input: Optional[InputRecord] = None
+    classes_absent: Optional[dict[str, list[StrictStr]]] = None  # split -> classes its rows lack
     rescored: Optional[Rescored] = None
 
     @model_validator(mode="before")

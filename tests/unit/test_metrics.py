@@ -57,3 +57,28 @@ def test_regions_are_unions_of_classes_and_dice_mean_averages_them():
     assert scores["dice_WT"] == 1.0 and scores["dice_ET"] == 1.0
     assert scores["dice_TC"] == pytest.approx(2 * 2 / (2 + 3))
     assert scores["dice_mean"] == pytest.approx((1 + 1 + 0.8) / 3)
+
+
+def test_multiclass_auc_averages_the_classes_present_and_matches_sklearn_when_all_are():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 200)
+    prob = rng.dirichlet(np.ones(4), 200) + np.eye(4)[y] * 0.3
+    prob /= prob.sum(1, keepdims=True)
+    assert compute(["auc"], y, prob)["auc"] == pytest.approx(roc_auc_score(y, prob, multi_class="ovr"))
+    rare_missing = y != 3  # a small validation split without the rare class
+    expected = np.mean([roc_auc_score(y[rare_missing] == c, prob[rare_missing, c]) for c in range(3)])
+    assert compute(["auc"], y[rare_missing], prob[rare_missing])["auc"] == pytest.approx(expected)
+    from benchmark.evaluation.metrics import absent_classes
+
+    assert absent_classes(y[rare_missing], ["a", "b", "c", "pelvis"]) == ["pelvis"]
+    assert absent_classes(np.array([[1, 0], [1, 1]]), ["x", "y"]) == ["x"]
+
+
+def test_f1_macro_leaves_out_a_class_absent_from_truth_and_prediction_as_dice_does():
+    y = np.array([0, 1, 1, 0])
+    prob = np.eye(3)[[0, 1, 1, 0]]  # perfect on classes 0 and 1; class 2 neither present nor predicted
+    assert compute(["f1_macro"], y, prob)["f1_macro"] == 1.0
+    predicted_only = np.eye(3)[[0, 1, 2, 0]]  # class 2 predicted once but absent: it scores 0
+    assert compute(["f1_macro"], y, predicted_only)["f1_macro"] == pytest.approx((1 + 2 / 3 + 0) / 3)

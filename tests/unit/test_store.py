@@ -61,3 +61,16 @@ def test_canonical_json_is_byte_stable():
     assert atomic.canonical_json({"b": 1, "a": [1, 2]}) == atomic.canonical_json({"a": [1, 2], "b": 1})
     with pytest.raises(ValueError):
         atomic.canonical_json({"x": float("nan")})
+
+
+def test_segmentation_predictions_are_stored_deflated_and_read_back_exactly(tmp_path):
+    """Label maps are mostly background: 64 slices of 128 px must take well under their raw size."""
+    store = ResultStore(tmp_path)
+    masks = np.zeros((64, 128, 128), np.uint8)
+    masks[:, 40:90, 30:80] = 1
+    masks[::3, 50:60, 50:60] = 2
+    store.write(JOB, result(), {"masks": masks, "y_true": masks, "patient_ids": np.array(["p"] * 64)})
+    size = store.predictions_path(JOB).stat().st_size
+    assert size < masks.nbytes / 20, f"{size} bytes for {2 * masks.nbytes} of label maps"
+    loaded = atomic.read_npz(store.predictions_path(JOB))
+    assert np.array_equal(loaded["masks"], masks) and loaded["masks"].dtype == np.uint8
