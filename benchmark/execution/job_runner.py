@@ -23,6 +23,7 @@ from benchmark.data.splits import MANIFEST_VERSION, Manifest, budget_rows, indic
 from benchmark.data.task import Task, resolve_data_root
 from benchmark.evaluation.accel import Accelerator, pick_device, seed_everything
 from benchmark.evaluation.inputs import InputPipeline
+from benchmark.evaluation.metrics import absent_classes
 from benchmark.evaluation.profiles import PROFILES, ProfileSettings
 from benchmark.evaluation.protocols import PROTOCOLS, JobContext, Protocol
 from benchmark.execution.jobstate import worker_id
@@ -265,6 +266,8 @@ def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointMo
         "feature_cache_key": features.cache_key if protocol.uses_features else None,
         "input": {"convention": ctx.inputs.describe(), "native": checkpoint.input.name,
                   "forced": bool(job.input_convention)},
+        "classes_absent": {split: absent_classes(ctx.slices.labels[rows], task.class_names)
+                           for split, rows in (("val", ctx.val), ("test", ctx.test)) if len(rows)},
         "checkpoint_load": model.load_record,
         "predictions_file": f"{job.job_id}.predictions.npz",
         "provenance": {
