@@ -13,16 +13,27 @@ from benchmark.core.specs import InputConvention, Window
 
 
 def to_unit(x: torch.Tensor, convention: InputConvention, domain: str, task_windows: list[Window]) -> torch.Tensor:
-    """(N, C, H, W) raw values -> (N, convention.channels, H, W) in [0, 1].
+    """(N, C, H, W) raw values -> (N, convention.channels, H, W) in [0, 1]."""
+    return fit_channels(map_planes(x, convention, domain, task_windows), convention.channels)
 
-    A HU window maps one grey channel to one output channel each; a source with several
-    channels (colour, a 2.5-D stack, MRI modalities) keeps them and takes the first window over
-    all of them. No window (``minmax``, or a task without windows) scales each slice by its own
-    minimum and maximum over all its channels, as the study did.
+
+def map_planes(x: torch.Tensor, convention: InputConvention, domain: str, task_windows: list[Window]) -> torch.Tensor:
+    """(N, C, H, W) raw values -> the distinct [0, 1] planes, before any channel is copied.
+
+    A HU window maps one grey channel to one plane each; a source with several channels
+    (colour, a 2.5-D stack, MRI modalities) keeps them and takes the first window over all of
+    them. No window (``minmax``, or a task without windows) scales each slice by its own minimum
+    and maximum over all its channels, as the study did. The slice cache stores these planes
+    (see ``distinct_planes``), so a grey slice costs one plane on disk, not three.
     """
     windows = effective_windows(convention, domain, task_windows)
-    planes = apply_windows(x, windows) if windows else minmax(x)
-    return fit_channels(planes, convention.channels)
+    return apply_windows(x, windows) if windows else minmax(x)
+
+
+def distinct_planes(planes: torch.Tensor, channels: int) -> torch.Tensor:
+    """What of ``planes`` a cache keeps: all of them, unless the convention reduces them (more
+    planes than channels), where the reduction is smaller and ``fit_channels`` of it is a no-op."""
+    return fit_channels(planes, channels) if planes.shape[1] > channels else planes
 
 
 def effective_windows(convention: InputConvention, domain: str, task_windows) -> list[Window]:

@@ -20,27 +20,32 @@ import torch
 from monai.transforms import Resize, ResizeWithPadOrCrop
 
 from benchmark.core.specs import InputConvention, Preprocessing
-from benchmark.data.intensity import to_unit
+from benchmark.data.intensity import distinct_planes, fit_channels, map_planes
 
 Spacing = Optional[tuple[float, float]]
 
 
-def slice_transform(prep: Preprocessing, convention: InputConvention | None = None, domain: str = "ct"):
+def slice_transform(prep: Preprocessing, convention: InputConvention | None = None, domain: str = "ct",
+                    fit: bool = True):
     """Returns a callable: ((H, W) or (C, H, W) array, spacing) -> float32 (C, size, size).
 
     Raw values with the source's channels when the convention resizes first, else [0, 1]
-    planes with the convention's channel count. No convention: the task's own mapping into
+    planes with the convention's channel count, or with ``fit=False`` only the distinct planes
+    (one per window, or the source's channels), as the slice cache stores them and
+    ``InputPipeline.unit`` expands them. No convention: the task's own mapping into
     ``prep.channels``, at full resolution, then an area resize.
     """
     convention = convention or InputConvention(channels=prep.channels)
-    fit = _fit_to_size(prep, mode=convention.interpolation)
+    fit_size = _fit_to_size(prep, mode=convention.interpolation)
+    to_channels = fit_channels if fit else distinct_planes
 
     def apply(image: np.ndarray, spacing: Spacing = None) -> np.ndarray:
         channels_first = (image[None] if image.ndim == 2 else image).astype(np.float32)
         if not convention.resize_first:
             batch = torch.from_numpy(np.ascontiguousarray(channels_first))[None]
-            channels_first = to_unit(batch, convention, domain, list(prep.windows))[0].numpy()
-        return np.asarray(fit(channels_first, spacing), dtype=np.float32)
+            planes = map_planes(batch, convention, domain, list(prep.windows))
+            channels_first = to_channels(planes, convention.channels)[0].numpy()
+        return np.asarray(fit_size(channels_first, spacing), dtype=np.float32)
 
     return apply
 

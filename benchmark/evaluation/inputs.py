@@ -26,7 +26,12 @@ class InputPipeline:
     mapped: bool = True  # the cache already holds [0, 1] planes
 
     def unit(self, x: torch.Tensor) -> torch.Tensor:
-        """Cached rows -> [0, 1] planes with the convention's channel count."""
+        """Cached rows -> float32 [0, 1] planes with the convention's channel count.
+
+        ``x`` is as the cache stores it, on any device: raw values in the source's own dtype
+        (uint8, int16, float16/32) and channels, or the distinct [0, 1] planes in float16; the
+        copies of a grey plane are made here, after the transfer, not on disk.
+        """
         x = x.float()
         if self.mapped:
             return fit_channels(x, self.convention.channels)
@@ -41,7 +46,7 @@ class InputPipeline:
         return (x - mean) / std
 
     def __call__(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
-        x = torch.from_numpy(np.asarray(batch, dtype=np.float32)) if isinstance(batch, np.ndarray) else batch
+        x = torch.from_numpy(np.require(batch, requirements=["C", "W"])) if isinstance(batch, np.ndarray) else batch
         return self.standardize(self.unit(x))
 
     def describe(self) -> dict:

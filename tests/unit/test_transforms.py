@@ -23,3 +23,17 @@ def test_one_window_is_repeated_to_fill_the_channels():
     out = slice_transform(prep)(np.linspace(-200, 300, 64 * 64, dtype=np.float32).reshape(64, 64))
     np.testing.assert_array_equal(out[0], out[1])
     np.testing.assert_array_equal(out[0], out[2])
+
+
+def test_the_cache_keeps_one_plane_per_window_and_the_pipeline_copies_it():
+    import torch
+
+    from benchmark.core.specs import InputConvention
+    from benchmark.evaluation.inputs import InputPipeline
+
+    prep = Preprocessing(windows=[Window(center=40, width=400)], channels=3, size=16)
+    hu = np.linspace(-200, 300, 64 * 64, dtype=np.float32).reshape(64, 64)
+    stored = slice_transform(prep, fit=False)(hu)
+    assert stored.shape == (1, 16, 16)
+    expanded = InputPipeline(InputConvention(mean=None, std=None), "ct").unit(torch.from_numpy(stored)[None])
+    np.testing.assert_array_equal(expanded[0].numpy(), slice_transform(prep)(hu))
