@@ -30,6 +30,7 @@ class Accelerator:
     precision: str = "fp32"  # what autocast uses: fp32 (off), bf16 or fp16
     channels_last: bool = False
     compile: bool = False
+    micro_batch: int | None = None  # caps a training step's micro-batch (gradient accumulation fills the rest)
 
     @classmethod
     def create(cls, device: torch.device, precision: Precision = "auto", compile: bool = False) -> "Accelerator":
@@ -59,10 +60,16 @@ class Accelerator:
             model = model.to(memory_format=torch.channels_last)
         return torch.compile(model) if self.compile else model
 
+    def pinned(self, x: torch.Tensor) -> torch.Tensor:
+        """Page-locked on CUDA, so the copy to the device can run without blocking the host."""
+        return x.pin_memory() if self.is_cuda and not x.is_pinned() else x
+
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         if not self.is_cuda:
             return x
-        x = x.pin_memory().to(self.device, non_blocking=True)
+        return self.memory_format(self.pinned(x).to(self.device, non_blocking=True))
+
+    def memory_format(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
 
 

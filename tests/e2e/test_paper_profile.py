@@ -74,6 +74,8 @@ def test_every_job_ran_in_its_checkpoints_own_convention(paper_run):
             assert seen["convention"]["mean"] == [0.485, 0.456, 0.406]
         assert result["preprocessing"]["size"] == 256 and result["job"]["profile"] == "paper"
         assert result["job"]["max_epochs"] == 1
+        assert set(result["classes_absent"]) <= {"val", "test"} and "test" in result["classes_absent"]
+        assert set(result["classes_absent"]["test"]) <= set(result["task"]["class_names"])
 
 
 def test_training_jobs_follow_the_study(paper_run):

@@ -29,12 +29,20 @@ def test_largest_batch_keeps_the_given_batch_on_a_cpu():
     assert largest_batch(lambda size: size, 64, Accelerator(torch.device("cpu"))) == 64
 
 
-def test_gpu_check_runs_its_whole_path_on_a_cpu(capsys):
-    assert gpu_check.main(["--device", "cpu", "--arch", "test_resnet", "--size", "32", "--batch", "8",
-                           "--steps", "2"]) == 0
+def test_gpu_check_smoke_runs_the_real_protocols_on_a_cpu(capsys):
+    assert gpu_check.main(["--smoke"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["extract_img_per_s_fp32"] > 0 and report["extract_img_per_s_bf16+channels_last"] > 0
-    assert report["finetune"]["steps"] == 2
+    for name, protocol in (("finetune_body_region", "finetune"), ("seg_finetune_lits", "seg-finetune")):
+        run = report[name]
+        assert run["protocol"] == protocol and run["steps"] == 2 and run["train_img_per_s"] > 0
+        assert 0 <= run["data_wait_fraction"] <= 1 and run["micro_batch"] >= 1
+        assert {"peak_memory_gib", "accumulation_steps", "effective_batch", "wall_s"} <= run.keys()
+    assert report["finetune_body_region"]["accumulation_steps"] == 2  # the recipe's batch, through accumulation
+
+
+def test_the_micro_batch_cap_is_off_by_default():
+    assert Accelerator(torch.device("cpu")).micro_batch is None
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")

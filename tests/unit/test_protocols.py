@@ -170,65 +170,26 @@ def test_an_undefined_validation_score_falls_back_to_the_last_epoch():
     assert all(np.isnan(h["val"]) for h in hyper["history"] if "val" in h)
 
 
-def _steps(compose) -> list:
-    """The transforms of a Compose, each RandomApply unwrapped to what it applies."""
-    from torchvision.transforms import v2
-
-    out = []
-    for t in compose.transforms:
-        out.extend(t.transforms if isinstance(t, v2.RandomApply) else [t])
-    return out
-
-
 def test_augmentations_are_built_from_the_spec():
-    from torchvision.transforms import v2
-
+    """kornia's steps, one per spec field (semantics against torchvision: tests/unit/test_device_augment.py)."""
     from benchmark.core.specs import Augmentation
     from benchmark.evaluation.protocols.augment import augmentation, describe
 
     def types(spec, channels=3):
-        return [type(t) for t in _steps(augmentation(spec, SIZE, channels))]
+        return [type(t).__name__ for t in augmentation(spec, SIZE, channels)]
 
-    assert v2.RandomResizedCrop not in types(Augmentation(crop_scale=None))
-    assert v2.ColorJitter not in types(Augmentation(jitter=None))
-    assert v2.GaussianBlur not in types(Augmentation(blur_kernel=0))
-    assert v2.RandomAdjustSharpness not in types(Augmentation(sharpness=None))
-    assert v2.RandomHorizontalFlip not in types(Augmentation(hflip=False))
-    blur = [t for t in _steps(augmentation(Augmentation(blur_kernel=3), 256, 3)) if isinstance(t, v2.GaussianBlur)]
-    assert list(blur[0].kernel_size) == [3, 3]
-    assert v2.RandomGrayscale not in types(Augmentation())
-    assert v2.RandomGrayscale not in types(Augmentation(grayscale=True), channels=1)
+    assert "RandomResizedCropPerImage" not in types(Augmentation(crop_scale=None))
+    assert "ColorJitter" not in types(Augmentation(jitter=None))
+    assert "RandomGaussianBlur" not in types(Augmentation(blur_kernel=0))
+    assert "RandomSharpness" not in types(Augmentation(sharpness=None))
+    assert "RandomHorizontalFlip" not in types(Augmentation(hflip=False))
+    blur = [t for t in augmentation(Augmentation(blur_kernel=3), 256, 3) if type(t).__name__ == "RandomGaussianBlur"]
+    assert tuple(blur[0].flags["kernel_size"]) == (3, 3)
+    assert "RandomGrayscale" not in types(Augmentation())
+    assert "RandomGrayscale" not in types(Augmentation(grayscale=True), channels=1)
     with_grey = types(Augmentation(grayscale=True))
-    assert with_grey.index(v2.RandomGrayscale) == with_grey.index(v2.ColorJitter) + 1
-    grey_jitter = [t for t in _steps(augmentation(Augmentation(), SIZE, 1)) if isinstance(t, v2.ColorJitter)][0]
-    assert grey_jitter.saturation is None and grey_jitter.hue is None
+    assert with_grey.index("RandomGrayscale") == with_grey.index("ColorJitter") + 1
+    grey_jitter = [t for t in augmentation(Augmentation(), SIZE, 1) if type(t).__name__ == "ColorJitter"][0]
+    assert grey_jitter.saturation == 0 and grey_jitter.hue == 0
     spec = Augmentation(p=0.7, crop_scale=(0.3, 1.0))
-    assert all(t.p == 0.7 for t in augmentation(spec, SIZE, 3).transforms)
     assert describe(spec)["crop_scale"] == [0.3, 1.0] and describe(spec)["p"] == 0.7
-
-
-def test_the_default_augmentation_is_the_old_light_set_draw_for_draw():
-    """Seeded demo runs must give the same numbers as before augmentations became a spec."""
-    from torchvision.transforms import v2
-
-    from benchmark.core.specs import Augmentation
-    from benchmark.evaluation.protocols.augment import augment_batch, augmentation
-
-    size = 64
-    old = v2.Compose([  # the hard-coded light_augmentation(64, 3) it replaces
-        v2.RandomApply([v2.RandomResizedCrop(size, scale=(0.5, 1.0), antialias=True)], p=0.2),
-        v2.RandomHorizontalFlip(p=0.2),
-        v2.RandomApply([v2.ColorJitter(0.1, 0.1, 0.1, 0.1)], p=0.2),
-        v2.RandomApply([v2.GaussianBlur(7, sigma=(0.1, 2.0))], p=0.2),
-        v2.RandomAdjustSharpness(sharpness_factor=2.0, p=0.2),
-    ])
-    new = augmentation(Augmentation(), size, 3)
-    assert repr(new) == repr(old)
-    images = torch.rand(24, 3, size, size)
-    masks = (torch.rand(24, size, size) > 0.5).to(torch.int64)
-    torch.manual_seed(3)
-    expected = augment_batch(old, images, masks)
-    torch.manual_seed(3)
-    got = augment_batch(new, images, masks)
-    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
-    assert not torch.equal(got[0], images)  # something was applied
