@@ -118,8 +118,9 @@ class LazyFeatures:
 
     def __init__(self, model: CheckpointModel, data: TaskData, pipeline: InputPipeline, slices: "SliceSet",
                  workdir: Workdir, accel: Accelerator, profile: ProfileSettings):
-        from benchmark.evaluation.features import (
-            feature_cache_key,  # the features module imports MONAI: only when a job runs
+        from benchmark.evaluation.features import (  # the features module imports MONAI: only when a job runs
+            FEATURE_SUFFIX,
+            feature_cache_key,
         )
 
         self._model, self._slices, self._pipeline = model, slices, pipeline
@@ -127,7 +128,7 @@ class LazyFeatures:
         seen_as = model.spec.model_copy(update={"input": pipeline.convention})  # a forced convention is its own key
         self.cache_key = feature_cache_key(seen_as, data.task.spec.name, data.task.spec.version,
                                            data.split.sha256, data.prep, accel.precision)
-        self._path = workdir.features / f"{self.cache_key}.npz"
+        self._path = workdir.features / f"{self.cache_key}{FEATURE_SUFFIX}"  # a memory-mapped .npy + sidecar
         self.owner = (model.spec.name, data.task.spec.name, pipeline.convention.key())
         self._value: np.ndarray | None = None
 
@@ -139,12 +140,14 @@ class LazyFeatures:
             self._model.load_record = self._model.load_record or record
         return self._value
 
-    def _extract(self) -> tuple[np.ndarray, dict]:
+    def _extract(self, sink) -> dict:
+        """Rows go straight into the cache file as they come (a 1.28M-slice task's features do not fit
+        in memory twice); returns the load record the sidecar keeps."""
         from benchmark.evaluation.features import extract
 
-        features = extract(self._model.fresh(), self._slices, self._model.spec, self._accel, self._batch_size,
-                           self._pipeline)
-        return features, self._model.load_record
+        extract(self._model.fresh(), self._slices, self._model.spec, self._accel, self._batch_size, self._pipeline,
+                into=sink)
+        return self._model.load_record
 
 
 class JobRunner:

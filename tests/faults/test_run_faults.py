@@ -130,7 +130,7 @@ def _attempt(argv: list[str], workdir: Path, segment: str, offset: float) -> dic
             "results": len(results(workdir)), "checkpoint_begun": any((workdir / "checkpoints").glob(".*.lock")),
             "checkpoint": any((workdir / "checkpoints").glob("*.safetensors")),
             "slices": any((workdir / "cache" / "slices").glob("*/*/meta.json")),
-            "features": any((workdir / "cache" / "features").glob("*.npz")),
+            "features": any((workdir / "cache" / "features").glob("*.npy")),
             "site": (workdir / "site" / "index.html").is_file(), "partial_left": [p.name for p in temp_files(workdir)]}
 
 

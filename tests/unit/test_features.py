@@ -9,7 +9,7 @@ from benchmark.core.specs import InputConvention, Preprocessing
 from benchmark.core.workdir import Workdir
 from benchmark.data.slices import SliceSet
 from benchmark.evaluation.accel import Accelerator
-from benchmark.evaluation.features import cached_features, extract, feature_cache_key
+from benchmark.evaluation.features import cached_features, extract, feature_cache_key, sidecar_path
 from benchmark.evaluation.inputs import to_model_input
 from benchmark.models.load import load_backbone
 
@@ -60,12 +60,45 @@ def test_cache_is_computed_once_and_checks_row_order(tmp_path):
     calls = []
     s = slices()
     compute = lambda: calls.append(1) or (np.ones((5, 4), np.float32), {"format": "timm"})  # noqa: E731
-    cached_features(tmp_path / "f.npz", s, compute)
-    features, record = cached_features(tmp_path / "f.npz", s, compute)
+    cached_features(tmp_path / "f.npy", s, compute)
+    features, record = cached_features(tmp_path / "f.npy", s, compute)
     assert len(calls) == 1 and features.shape == (5, 4) and record == {"format": "timm"}
+    assert isinstance(features, np.memmap) and not features.flags.writeable
     shuffled = SliceSet(s.images, s.labels, s.patient_ids, s.case_ids[::-1], "k")
-    with pytest.raises(DataError, match="f.npz"):
-        cached_features(tmp_path / "f.npz", shuffled, compute)
+    with pytest.raises(DataError, match="f.npy"):
+        cached_features(tmp_path / "f.npy", shuffled, compute)
+
+
+def test_extraction_streams_into_the_cache_file_and_a_retry_restarts_it(random_checkpoint, tmp_path):
+    """The rows go straight into the .npy through its memory map; a second attempt (CUDA OOM at a
+    smaller batch) rewrites the file from the start, so the cache equals an in-memory extraction."""
+    model, cpu, s = load_backbone(random_checkpoint), Accelerator.create(torch.device("cpu")), slices()
+    expected = extract(model, s, random_checkpoint, cpu, batch_size=2)
+
+    def compute(sink):
+        sink.rows(7)[:] = np.nan  # a failed first attempt, of another width even
+        extract(model, s, random_checkpoint, cpu, batch_size=2, into=sink)
+        return {"format": "timm"}
+
+    features, record = cached_features(tmp_path / "f.npy", s, compute)
+    np.testing.assert_array_equal(features, expected)
+    assert record == {"format": "timm"} and sidecar_path(tmp_path / "f.npy").exists()
+
+
+def test_a_failed_extraction_leaves_no_file_that_is_trusted_later(tmp_path):
+    s = slices()
+
+    def broken(sink):
+        sink.rows(4)[:2] = 1.0
+        raise RuntimeError("killed mid-extraction")
+
+    with pytest.raises(RuntimeError):
+        cached_features(tmp_path / "f.npy", s, broken)
+    with pytest.raises(DataError, match="non-finite"):
+        cached_features(tmp_path / "f.npy", s, lambda: (np.full((5, 4), np.nan, np.float32), {}))
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == []
+    features, _ = cached_features(tmp_path / "f.npy", s, lambda: (np.ones((5, 4), np.float32), {}))
+    assert features.sum() == 20
 
 
 def test_one_channel_checkpoints_get_the_mean_of_the_window_channels(random_checkpoint):

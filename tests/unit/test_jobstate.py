@@ -75,7 +75,7 @@ def test_the_recorded_grid_round_trips_to_the_same_job_ids(tmp_path):
 
 def test_concurrent_workers_compute_a_feature_cache_once(tmp_path):
     """Two processes ask for the same cache key at once: one computes, the other waits and loads."""
-    cache, calls = tmp_path / "features.npz", tmp_path / "calls.txt"
+    cache, calls = tmp_path / "features.npy", tmp_path / "calls.txt"
     code = f"""
         import time
         import numpy as np
@@ -101,7 +101,7 @@ def test_concurrent_workers_compute_a_feature_cache_once(tmp_path):
     assert [w.returncode for w in workers] == [0, 0]
     assert outputs == ["28.0 test", "28.0 test"]
     assert calls.read_text() == "computed\n"
-    assert np.load(cache)["features"].shape == (4, 2)
+    assert np.load(cache).shape == (4, 2)
 
 
 def test_exclusive_waits_and_says_so_while_another_process_holds_the_lock(tmp_path):
