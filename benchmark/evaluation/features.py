@@ -121,8 +121,11 @@ def cached_features(path: Path, slices: SliceSet, compute) -> tuple[np.ndarray, 
 
 def _load(path: Path, slices: SliceSet) -> tuple[np.ndarray, dict]:
     log.info("features from the cache %s", path)
-    sidecar = read_npz(sidecar_path(path))
-    features = np.load(path, mmap_mode="r", allow_pickle=False)
+    try:
+        sidecar = read_npz(sidecar_path(path))
+        features = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:  # cut short, or its sidecar lost: never trusted
+        raise DataError(f"feature cache is unreadable ({exc}); delete the file to recompute it", path) from None
     if features.shape[0] != len(slices) or not np.array_equal(sidecar["case_ids"], slices.case_ids):
         raise DataError("feature cache rows do not match the task's cases; delete the file", path)
     return features, json.loads(str(sidecar["load_record"]))

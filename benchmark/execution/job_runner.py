@@ -280,6 +280,7 @@ def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointMo
             "split_sha256": data.split.sha256,
             "data_root": str(data.root),
             "wall_time_s": round(wall_time, 3),
+            "throughput": outcome.notes.get("throughput"),
             "worker": worker_id(),
         },
     })

@@ -202,6 +202,7 @@ class Provenance(Record):
     compile: Optional[StrictBool] = None
     batch_size: Optional[Count] = None
     checkpoint_sha256: Optional[StrictStr] = None
+    throughput: Optional[list[dict[str, Any]]] = None  # a training job's per-epoch img/s and data-wait share
     task_version: Optional[StrictStr] = None
     split_sha256: Optional[StrictStr] = None
     data_root: Optional[StrictStr] = None

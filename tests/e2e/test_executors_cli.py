@@ -75,7 +75,7 @@ def test_a_worker_killed_mid_job_leaves_no_partial_result_and_its_job_runs_next_
 
 def test_a_failed_job_records_its_error_and_log_and_only_retry_failed_reruns_it(tiny_phantom, tmp_path):
     run_cli(*grid_args(tmp_path, tiny_phantom, protocols="linear", seeds="42"))
-    cache = next((tmp_path / "cache" / "features").glob("*.npz"))
+    cache = next((tmp_path / "cache" / "features").glob("*.npy"))
     cache.write_bytes(cache.read_bytes()[:100])  # a feature cache cut short (a full disk, a killed copy)
 
     failed = run_cli(*grid_args(tmp_path, tiny_phantom, protocols="linear", seeds="42,1"), check=False)

@@ -101,9 +101,11 @@ def test_accumulating_four_micro_batches_of_8_equals_one_batch_of_32(tmp_path, o
 def test_each_epoch_records_its_throughput_and_data_wait(tmp_path):
     recipe = TrainingRecipe(optimizer="sgd", lr=0.1, epochs=2, batch_size=8, selection="last")
     log = fit(small_model(), nn.CrossEntropyLoss(), slices(tmp_path), np.arange(N), recipe, 0, None)
-    for record in log.history:
-        assert record["images_per_s"] > 0 and 0 <= record["data_wait_fraction"] <= 1
-        assert np.isfinite(record["train_loss"])
+    assert [speed["epoch"] for speed in log.throughput] == [1, 2]
+    for speed, record in zip(log.throughput, log.history):
+        assert speed["images_per_s"] > 0 and 0 <= speed["data_wait_fraction"] <= 1
+        assert np.isfinite(record["train_loss"]) and "images_per_s" not in record  # timings stay out of the record
+    assert "throughput" not in log.as_dict()
     assert log.as_dict()["selection_fallback"] is None and log.steps == 8
 
 

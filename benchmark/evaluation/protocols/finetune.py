@@ -90,4 +90,4 @@ class Finetune(Protocol):
         return Outcome(ctx.score(ctx.test, predictions),
                        {"recipe": recipe.model_dump(mode="json"), "augmentation": describe(recipe.augmentation),
                         "head_bias": recipe.head_bias, **frozen, **loss_record, **log.as_dict()},
-                       predictions)
+                       predictions, notes={"throughput": log.throughput})

@@ -83,7 +83,7 @@ class _Segmentation(Protocol):
                         "loss": "weighted_cross_entropy" + ("+dice" if recipe.dice_loss else ""),
                         "loss_weights": list(recipe.class_weights) if recipe.class_weights else None,
                         **log.as_dict()},
-                       predictions)
+                       predictions, notes={"throughput": log.throughput})
 
 
 def _loss(class_weights: list[float] | None, dice: bool, n_classes: int, device: torch.device):

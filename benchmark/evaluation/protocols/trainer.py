@@ -199,6 +199,8 @@ class FitLog:
     steps: int
     micro_batch: int = 0  # images per forward pass; the recipe's batch is the effective one
     history: list[dict] = field(default_factory=list)
+    # per epoch: images_per_s, data_wait_fraction; timings, so kept out of the reproducible record
+    throughput: list[dict] = field(default_factory=list)
     seen: set = field(default_factory=set)  # training rows presented at least once
     selection_fallback: str | None = None  # why the last epoch was kept although "val" was asked for
     effective_batch: int = 0
@@ -242,6 +244,8 @@ def fit(model: nn.Module, loss_fn: Callable, data: SliceBatches, train_rows: np.
     for epoch in range(1, epochs + 1):
         record = {"epoch": epoch, **_train_epoch(model, loss_fn, data, train_rows, recipe, optimizer, scaler,
                                                  order_rng, frozen, frozen_bn, max_steps - log.steps, log)}
+        speed = {"epoch": epoch, **{key: record.pop(key) for key in ("images_per_s", "data_wait_fraction")}}
+        log.throughput.append(speed)
         schedule.step()
         if recipe.selection == "val" and validate is not None and (epoch % check_every == 0 or epoch == epochs):
             record["val"] = score = validate(model)
@@ -249,7 +253,7 @@ def fit(model: nn.Module, loss_fn: Callable, data: SliceBatches, train_rows: np.
                 best_score, best_state, log.selected_epoch = score, copy.deepcopy(model.state_dict()), epoch
         log.history.append(record)
         logger.info("epoch %d: %d steps, train loss %.4f, %.0f img/s, waited for data %.0f %%%s", epoch, log.steps,
-                    record["train_loss"], record["images_per_s"], 100 * record["data_wait_fraction"],
+                    record["train_loss"], speed["images_per_s"], 100 * speed["data_wait_fraction"],
                     f", validation {record['val']:.4f}" if "val" in record else "")
     if best_state is not None:
         model.load_state_dict(best_state)
