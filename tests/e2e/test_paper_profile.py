@@ -7,6 +7,7 @@ study's recipes, batch sizes and augmentations, no hold-out at "last epoch") is 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -18,7 +19,7 @@ from tests.fixtures.datasets.cross_domain import write_brats2020, write_chestxra
 from tests.fixtures.datasets.nifti_ct import write_lits
 
 TASKS = {"lits-liver-segmentation": "lits", "brats2020-segmentation": "brats", "chestxray14": "cx14"}
-PROTOCOLS = "linear,linear-study,finetune,seg-linear-study,seg-finetune"
+PROTOCOLS = "linear,knn,linear-study,finetune,seg-linear,seg-linear-study,seg-finetune"
 
 
 def _torchvision_init_as_timm() -> torch.nn.Module:
@@ -57,10 +58,10 @@ def test_every_job_ran_in_its_checkpoints_own_convention(paper_run):
     found = results(workdir)
     ran = {(r["job"]["task"], r["job"]["protocol"], r["job"]["checkpoint"]) for r in found.values()}
     expected = {(task, protocol, checkpoint) for checkpoint in ("radnet", "imagenet")
-                for task, protocol in [("chestxray14", "linear"), ("chestxray14", "linear-study"),
+                for task, protocol in [("chestxray14", "linear"), ("chestxray14", "knn"), ("chestxray14", "linear-study"),
                                        ("chestxray14", "finetune"),
                                        *((seg, p) for seg in ("lits-liver-segmentation", "brats2020-segmentation")
-                                         for p in ("seg-linear-study", "seg-finetune"))]}
+                                         for p in ("seg-linear", "seg-linear-study", "seg-finetune"))]}
     assert ran == expected
     for result in found.values():
         seen = result["input"]
@@ -82,14 +83,19 @@ def test_training_jobs_follow_the_study(paper_run):
     workdir, _, _ = paper_run
     for result in results(workdir).values():
         job, hyper = result["job"], result["hyperparameters"]
-        if job["protocol"] == "linear":
-            assert result["counts"]["val_cases"] > 0  # the logistic-regression probe tunes C on its hold-out
+        if job["protocol"] in ("linear", "knn"):
+            assert result["counts"]["val_cases"] > 0  # the probes tune C or k on their hold-out
+            assert hyper["sweep_undefined"] in (True, False)
             continue
         recipe = hyper["recipe"]
         assert recipe["selection"] == "last" and recipe["head_bias"] is False and recipe["epochs"] == 1
         assert result["counts"]["val_cases"] == 0  # the whole budget trains: nothing is selected on a hold-out
         assert "-noval" in result["splits"]["budget_manifest"]
         augmentation = hyper["augmentation"]
+        assert augmentation["implementation"] == "kornia" and augmentation["implementation_version"]
+        assert hyper["micro_batch"] * hyper["accumulation_steps"] >= min(recipe["batch_size"], result["counts"]["train_cases"])
+        speeds = result["provenance"]["throughput"]
+        assert [s["epoch"] for s in speeds] == [1] and all(0 <= s["data_wait_fraction"] <= 1 for s in speeds)
         assert augmentation["p"] == 0.2 and augmentation["crop_scale"] == [0.08, 1.0] and augmentation["blur_kernel"] == 3
         if job["task"] == "brats2020-segmentation":
             assert augmentation["jitter"] is None and augmentation["sharpness"] is None
@@ -128,3 +134,14 @@ def test_features_of_each_convention_come_from_one_raw_and_one_mapped_cache(pape
     workdir, _, _ = paper_run
     stages = [json.loads(p.read_text())["stage"] for p in (workdir / "cache" / "slices").rglob("meta.json")]
     assert sorted(stage["values"] for stage in stages) == ["raw", "raw", "raw", "unit", "unit", "unit"]
+
+
+def test_raw_caches_keep_the_sources_own_values_once_per_channel(paper_run):
+    """int16 HU for LiTS's NIfTI, uint8 for ChestX-ray14's 8-bit PNGs, one stored plane per grey slice."""
+    workdir, _, _ = paper_run
+    raw = {}
+    for meta in (workdir / "cache" / "slices").rglob("meta.json"):
+        if json.loads(meta.read_text())["stage"]["values"] == "raw":
+            raw[meta.parent.parent.name.split("@")[0]] = np.load(meta.parent / "images.npy", mmap_mode="r")
+    assert raw["lits-liver-segmentation"].dtype == np.int16 and raw["lits-liver-segmentation"].shape[1] == 1
+    assert raw["chestxray14"].dtype == np.uint8 and raw["chestxray14"].shape[1] == 1

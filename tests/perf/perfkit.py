@@ -185,9 +185,42 @@ class PerfReport:
             peak = max(e.get("peak_rss_mib", 0) for e in embedded.values())
             rows.append(("embedded `ctbench run`", f"cold {_s(cold_s)}", f"warm {_s(warm_s)}",
                          f"{ratio:.0f}x" if ratio else "n/a", f"peak RSS {peak:.0f} MiB"))
+        rows.extend(_check_rows(self.checks))
         widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         return [lines[0], "-" * len(lines[0]), *lines[1:]]
+
+
+def _met(check: dict) -> str:
+    return "met" if check.get("met") else "MISSED" if check.get("met") is False else "n/a"
+
+
+def _check_rows(checks: dict) -> list[tuple]:
+    """One row per paper-scale check (tests/perf/test_*_bench.py), when it ran."""
+    rows = []
+    host = checks.get("train_input_host")
+    if host:
+        per_layout = ", ".join(f"{k} {v['measured_ms_per_image']:.3f}" for k, v in sorted(host["layouts"].items()))
+        rows.append(("train_input_host, ms/image", "", per_layout, "", f"<= {host['target']:g} {_met(host)}"))
+    cache = checks.get("cache_build_rss")
+    if cache:
+        growth = ", ".join(f"{k} {v:.2f}x" for k, v in sorted(cache["growth_ratio"].items()))
+        size = ", ".join(f"{k} {v / 1000:.0f} KB" for k, v in sorted(cache["bytes_per_slice"].items()))
+        rows.append(("cache_build_rss", f"RSS growth {growth}", size, "", _met(cache)))
+    scale = checks.get("linear_probe_scale")
+    if scale:
+        for solver in ("torch", "sklearn"):
+            entry = scale.get(solver)
+            if entry:
+                last = entry["points"][-1]
+                rows.append((f"linear_probe_scale {solver}", f"{last['rows']} rows {_s(last['seconds'])}",
+                             f"memory {entry['peak_memory_ratio']:.2f}x", f"exponent {entry['exponent']:.2f}",
+                             f"1.28M ~{_s(entry['projected_s_at_1.28M'])}" + (f" {_met(scale)}" if solver == "torch" else "")))
+    parity = checks.get("linear_probe_parity")
+    if parity:
+        rows.append(("linear_probe_parity", f"same C {parity['same_C_share']:.0%}",
+                     f"max metric gap {parity['max_metric_gap']:.4f}", f"{len(parity['jobs'])} jobs", _met(parity)))
+    return rows
 
 
 def _s(seconds: Optional[float]) -> str:
