@@ -80,7 +80,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print("ctbench: interrupted; finished jobs are stored, run the same command again to resume",
               file=sys.stderr)
+        _forget_unhandled_interrupt()
         return EXIT_INTERRUPTED
+
+
+def _forget_unhandled_interrupt() -> None:
+    """CPython sets an "unhandled KeyboardInterrupt" flag when the interrupt leaves code it runs
+    through ``PyRun_*``, and then kills itself with SIGINT at exit instead of returning 130. A
+    Ctrl-C that lands while MONAI first imports torch._dynamo (an in-process job's first seconds)
+    leaves it set although ctbench handled the interrupt. The next such evaluation resets it."""
+    import ctypes
+
+    ctypes.pythonapi.PyRun_SimpleString(b"pass")
 
 
 if __name__ == "__main__":
