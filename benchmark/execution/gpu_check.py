@@ -77,7 +77,8 @@ def extraction_throughput(arch: str, accel: Accelerator, slices: SliceSet, batch
     memory map, mapped on the device), after one warm-up batch (cuDNN autotuning, compile)."""
     from benchmark.evaluation.features import extract
 
-    model = create_backbone(arch)
+    model = accel.prepare(create_backbone(arch))  # once: extract's own prepare then only moves it, never recompiles
+    accel = dataclasses.replace(accel, compile=False)
     spec = CheckpointSpec(name="gpu-check", arch=arch, pretraining_domain="none", input=input_convention("minmax_grey3"))
     inputs = InputPipeline(spec.input, "ct", mapped=False)
     warm = dataclasses.replace(slices, images=slices.images[:batch], labels=slices.labels[:batch],

@@ -125,7 +125,7 @@ def _fit_one(x: torch.Tensor, target: torch.Tensor, k: int, c: float, theta: np.
     def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
         params = torch.from_numpy(flat).to(x.device, x.dtype).requires_grad_(True)
         weight, bias = _unpack(params, x.shape[1], k)
-        loss = _loss(_logits(x, weight[None], bias[None]), target, k) / len(x) + penalty * weight.pow(2).sum()
+        loss = _loss(torch.addmm(bias, x, weight), target) / len(x) + penalty * weight.pow(2).sum()
         loss.backward()
         return float(loss), params.grad.double().cpu().numpy()
 
@@ -139,9 +139,8 @@ def _unpack(params: torch.Tensor, dim: int, k: int) -> tuple[torch.Tensor, torch
     return params[: dim * k].view(dim, k), params[dim * k:]
 
 
-def _loss(z: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
-    """The summed log-loss of every head (heads are separable: the sum's minimum is each one's)."""
-    if k == 1:
-        return F.binary_cross_entropy_with_logits(z[..., 0], target[:, None].to(z.dtype).expand_as(z[..., 0]),
-                                                  reduction="sum")
-    return F.cross_entropy(z.permute(0, 2, 1), target[:, None].expand(-1, z.shape[1]), reduction="sum")
+def _loss(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The summed log-loss of (n, K) logits: one logistic column (K = 1) or a softmax."""
+    if z.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(z[:, 0], target.to(z.dtype), reduction="sum")
+    return F.cross_entropy(z, target, reduction="sum")
