@@ -16,6 +16,7 @@ def test_default_run_covers_every_checkpoint_and_embedded_task_then_resumes(tmp_
     at a third of the CI time (the full default is `make demo`, and `make bench` times it).
     """
     env = {"CTBENCH_WORKDIR": str(tmp_path / "from-env")}
+    default_before = _default_workdir_state()  # `make demo` may have filled it before the tests run
     first = run_cli("run", "--jobs", "2", "--seeds", "42", env=env)
     index = Path(first.stdout.strip().splitlines()[-1])
     assert index == tmp_path / "from-env" / "site" / "index.html"
@@ -48,4 +49,13 @@ def test_default_run_covers_every_checkpoint_and_embedded_task_then_resumes(tmp_
     again = run_cli("run", "--seeds", "42", env=env)
     assert f"{n_results} already done, 0 to run" in again.stderr
     assert again.stdout.strip().splitlines()[-1] == str(index)
-    assert not os.path.exists(REPO / "ctbench-work")  # the env var, not the default, was used
+    assert _default_workdir_state() == default_before  # the env var, not the default, was used
+
+
+def _default_workdir_state() -> dict[str, int] | None:
+    """Every file under ./ctbench-work with its mtime (None when there is none): a run that used it
+    would add or rewrite some."""
+    root = REPO / "ctbench-work"
+    if not os.path.exists(root):
+        return None
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
