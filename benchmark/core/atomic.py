@@ -7,13 +7,20 @@ A writer holds an exclusive ``flock`` on its temp file until the rename. A write
 dies mid-write (SIGKILL, out of memory, a lost node) leaves its temp file behind, but not
 its lock, which the kernel drops: that is how ``sweep_stale_temps`` tells an orphan from a
 live writer's file, without trusting pids or clocks, even across the nodes of a cluster.
+Temp *folders* (``temp_folder``: a slice cache or a generated dataset being filled) work the
+same way, with a lock file beside each, and ``sweep_stale_temp_folders`` removes a dead writer's.
+
+Files are created with mode 0o666 and folders 0o777, so the kernel applies the process umask
+(and any default ACL) as it does for a plain ``open()``: 0644 under umask 022, 0664 under 002,
+so a group sharing a workdir can read what another member's run wrote.
 """
 from __future__ import annotations
 
 import errno
 import json
 import os
-import tempfile
+import secrets
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -28,6 +35,8 @@ except ImportError:  # no flock (Windows): temp files are not locked, and never 
     fcntl = None
 
 TEMP_SUFFIX = ".tmp"
+TEMP_FOLDER_SUFFIX = ".tmpdir"  # ``.<name>.<random>.tmpdir``, with its lock ``.<name>.<random>.tmpdir.lock`` beside it
+LOCK_SUFFIX = ".lock"
 # A full disk, a full quota, a file size limit: the environment, not the job, and not a partial file.
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
@@ -84,18 +93,29 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
-def _locked_temp(path: Path) -> tuple[int, str]:
+def _locked_temp(path: Path, suffix: str = TEMP_SUFFIX) -> tuple[int, str]:
     """A new temp file beside ``path``, already under this process's lock.
 
     A sweep can take a temp file's lock in the instant between its creation and the
     writer's lock; the writer then finds its file gone or taken, and makes another.
     """
     while True:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+        fd, tmp = _new_file(path.parent, f".{path.name}.", suffix)
         locked = _lock(fd)
         if locked is None or (locked and _is_linked(fd, tmp)):
             return fd, tmp
         os.close(fd)
+
+
+def _new_file(folder: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """``tempfile.mkstemp`` but created 0o666: its 0o600 would survive the rename, while this way the
+    kernel applies the umask at creation (thread-safe, unlike reading it with the process-global os.umask)."""
+    while True:
+        name = os.path.join(folder, f"{prefix}{secrets.token_hex(4)}{suffix}")
+        try:
+            return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666), name
+        except FileExistsError:
+            continue
 
 
 def _lock(fd: int) -> bool | None:
@@ -138,19 +158,86 @@ def sweep_stale_temps(roots: Iterable[Path]) -> list[Path]:
 
 
 def _remove_if_orphaned(tmp: Path) -> bool:
+    return _remove_if_unlocked(tmp, tmp.unlink)
+
+
+def _remove_if_unlocked(lock: Path, remove) -> bool:
+    """Run ``remove`` while holding ``lock``'s flock, if it is free and ``lock`` is still that file."""
     try:
-        fd = os.open(tmp, os.O_RDWR | os.O_NOFOLLOW)
+        fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
     except OSError:  # gone already, a folder, a link, or not ours to open
         return False
     try:
-        if not (_lock(fd) and _is_linked(fd, tmp)):
+        if not (_lock(fd) and _is_linked(fd, lock)):
             return False
-        tmp.unlink()
+        remove()
         return True
-    except FileNotFoundError:
+    except OSError:  # gone meanwhile, or not ours to delete: left for a later sweep
         return False
     finally:
         os.close(fd)  # drops the lock: a writer that lost this race makes a new temp file
+
+
+@contextmanager
+def temp_folder(target: Path) -> Iterator[Path]:
+    """A new empty folder beside ``target`` to fill, then to publish with ``publish_folder``
+    inside the block; whatever is left of it when the block ends is removed.
+
+    Its lock is a file beside it (``<folder>.lock``), made first and removed last and flock'ed
+    all along, so a sweep can remove a dead writer's folder at any point of its life and never
+    a live one's. Beside, not inside: a published folder holds only what was written into it.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, lock = _locked_temp(target, TEMP_FOLDER_SUFFIX + LOCK_SUFFIX)
+    folder = Path(lock[: -len(LOCK_SUFFIX)])
+    try:
+        folder.mkdir()  # mode 0o777 less the umask
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():  # else the lock stays, for a later sweep to retry
+            Path(lock).unlink(missing_ok=True)
+        os.close(fd)
+
+
+def publish_folder(folder: Path, target: Path) -> None:
+    """Rename a filled ``temp_folder`` onto ``target``. An existing ``target`` is first moved into
+    a temp folder of its own, so a crash leaves the old or the new one, and a sweepable temp."""
+    target = Path(target)
+    if not target.exists():
+        os.replace(folder, target)
+        return
+    with temp_folder(target) as trash:
+        os.replace(target, trash / "old")
+        os.replace(folder, target)
+
+
+def sweep_stale_temp_folders(parents: Iterable[Path]) -> list[Path]:
+    """Remove the ``temp_folder``s that dead writers left directly in ``parents``; returns them.
+
+    Not recursive: a temp folder lives beside what it becomes, so only those parents are
+    listed, and only names of that pattern whose lock is free are touched.
+    """
+    if fcntl is None:
+        return []
+    removed = []
+    for parent in parents:
+        if Path(parent).is_dir():
+            for lock in sorted(Path(parent).glob(f".*{TEMP_FOLDER_SUFFIX}{LOCK_SUFFIX}")):
+                folder = lock.with_name(lock.name[: -len(LOCK_SUFFIX)])
+                if _remove_if_unlocked(lock, lambda lock=lock, folder=folder: _remove_folder(folder, lock)):
+                    removed.append(folder)
+    return removed
+
+
+def _remove_folder(folder: Path, lock: Path) -> None:
+    """The folder, then its lock: a failure (a file not ours to delete) keeps the lock for the next sweep."""
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder)
+    lock.unlink()
 
 
 def canonical_json(payload: object) -> str:

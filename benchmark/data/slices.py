@@ -28,25 +28,27 @@ too), ``patient_ids.npy``, ``case_ids.npy``, ``official.npy`` and ``meta.json``.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
 import struct
-import tempfile
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from benchmark.core.atomic import publish_folder, temp_folder, write_json
 from benchmark.core.errors import DataError
 from benchmark.core.hashing import canonical_hash
 from benchmark.core.locks import exclusive
 from benchmark.core.specs import InputConvention, Preprocessing
+from benchmark.data.fingerprint import legacy_fingerprint
 from benchmark.data.intensity import effective_windows
 from benchmark.data.task import Task
 from benchmark.data.transforms import mask_transform, slice_transform
+
+log = logging.getLogger(__name__)
 
 #: Part of every cache key: version 1 stored float16 with the convention's channels, so its
 #: folders must not be read as version 2's compact arrays.
@@ -116,13 +118,37 @@ def load_slices(task: Task, root: Path, prep: Preprocessing, cache_dir: Path, da
     key = slice_cache_key(task, data_fingerprint, prep, stage)
     folder = cache_dir / f"{task.spec.name}@{task.spec.version}" / key
     with exclusive(folder, f"reading {task.spec.name} into the slice cache"):
-        if not (folder / "meta.json").is_file():
+        if not (folder / "meta.json").is_file() and not _adopt_legacy(task, root, prep, stage, data_fingerprint, folder):
             meta = {"task": task.spec.name, "task_version": task.spec.version, "data_fingerprint": data_fingerprint,
                     "stage": stage, "preprocessing": prep.model_dump(mode="json"), "cache_version": CACHE_VERSION}
-            with _atomic_folder(folder) as tmp:
+            with temp_folder(folder) as tmp:  # filled beside, then renamed: a cache folder is whole or absent
                 meta["cases"] = _build(task, root, prep, convention, tmp)
                 (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True, indent=2) + "\n")
+                publish_folder(tmp, folder)
     return read_cache(folder)
+
+
+def _adopt_legacy(task: Task, root: Path, prep: Preprocessing, stage: dict, data_fingerprint: str,
+                  folder: Path) -> bool:
+    """Move the cache that ctbench keyed by the legacy (mtime) fingerprint to ``folder``, rather
+    than rebuild it, where the files at ``root`` give that very fingerprint today: they are the
+    files it was built from. Its meta.json keeps the legacy value (``legacy_data_fingerprint``),
+    so ``splits verify`` still matches it to the split manifests written before."""
+    legacy = legacy_fingerprint(root)
+    old = folder.with_name(slice_cache_key(task, legacy, prep, stage))
+    if legacy == data_fingerprint or not (old / "meta.json").is_file():
+        return False
+    with exclusive(old, f"moving {task.spec.name}'s slice cache to its new key"):
+        if not (old / "meta.json").is_file():  # another process moved it meanwhile
+            return False
+        meta = json.loads((old / "meta.json").read_text())
+        write_json(old / "meta.json", {**meta, "data_fingerprint": data_fingerprint,
+                                       "legacy_data_fingerprint": legacy})  # first: a crash leaves it adoptable again
+        publish_folder(old, folder)
+    log.warning("slice cache of %s: moved %s, keyed by the old mtime-based dataset fingerprint, to %s "
+                "(datasets are now identified by their contents); nothing was rebuilt",
+                task.spec.name, old.name, folder.name)
+    return True
 
 
 def read_cache(folder: Path) -> SliceSet:
@@ -146,19 +172,6 @@ def _load(path: Path) -> np.ndarray:
     """Pixel arrays (images, masks) stay mapped; ids and class labels are small enough to read."""
     array = np.load(path, mmap_mode="r", allow_pickle=False)
     return array if array.ndim >= 3 else np.array(array)
-
-
-@contextmanager
-def _atomic_folder(folder: Path) -> Iterator[Path]:
-    """A temporary sibling to fill, then one rename: a cache folder is whole or absent."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
-        yield tmp
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _build(task: Task, root: Path, prep: Preprocessing, convention: InputConvention, folder: Path) -> int:

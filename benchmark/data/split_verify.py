@@ -98,7 +98,9 @@ def _shape_problem(exc: ValidationError) -> str:
 
 def _cases(slices_dir: Path, split: dict) -> Optional[_Cases]:
     for meta_path in sorted(Path(slices_dir).glob(f"{split['task']}@{split['task_version']}/*/meta.json")):
-        if json.loads(meta_path.read_text()).get("data_fingerprint") == split["data_fingerprint"]:
+        meta = json.loads(meta_path.read_text())
+        # a cache moved from its legacy (mtime) key still serves the manifests written under that key
+        if split["data_fingerprint"] in (meta.get("data_fingerprint"), meta.get("legacy_data_fingerprint")):
             patients = np.load(meta_path.parent / "patient_ids.npy").tolist()
             case_ids = np.load(meta_path.parent / "case_ids.npy").tolist()
             return _Cases(Counter(patients), dict(zip(case_ids, patients)))

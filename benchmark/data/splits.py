@@ -172,7 +172,8 @@ def _stratify_or_none(patients: list[str], majority: dict[str, Optional[int]], n
 
 def make_split(task: str, version: str, data_fingerprint: str, patient_ids: np.ndarray,
                labels: np.ndarray, path: Path, official: Optional[np.ndarray] = None) -> Manifest:
-    """``data_fingerprint`` is the sha256 of the dataset's file listing (paths, sizes, mtimes).
+    """``data_fingerprint`` identifies the dataset by its files' paths, sizes and contents
+    (``benchmark.data.fingerprint``), never by where it is or when it was written.
 
     Where the dataset has an official split (``official``, per case), its test patients are
     the test set and everything else is the pool; otherwise a seeded, stratified draw.

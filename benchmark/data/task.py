@@ -14,15 +14,15 @@ manifests then follow.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 import numpy as np
 
 from benchmark.core.errors import DataError
 from benchmark.core.specs import TaskSpec
+from benchmark.data.fingerprint import dataset_fingerprint
 
 Label = Union[int, np.ndarray]
 
@@ -93,16 +93,15 @@ class Task:
         """Write the embedded data under ``data_dir`` (idempotent) and return the reader's root."""
         raise DataError(f"task {self.spec.name} has no embedded data; pass --data {self.spec.name}=DIR")
 
-    def fingerprint(self, root: Path) -> str:
-        """Cheap identity of a dataset folder (paths, sizes, mtimes), like make's staleness check.
+    def fingerprint(self, root: Path, hash_cache: Optional[Path] = None) -> str:
+        """The dataset's identity (a hex digest), which keys its slice cache and split manifests.
 
-        Hashing file contents would be exact but costs minutes on a 50 GB real dataset.
+        By default relative paths, sizes and each file's content sha256, so a copy of the data
+        (another path, new mtimes) is the same dataset; ``hash_cache`` is a folder where ctbench
+        keeps each file's hash by path, size and mtime, so only changed files are read again.
+        A plugin may override it (for example with a dataset's published file list and checksums).
         """
-        digest = hashlib.sha256()
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            stat = path.stat()
-            digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        return digest.hexdigest()
+        return dataset_fingerprint(root, hash_cache)
 
 
 def check_case(spec: TaskSpec, case: Case) -> list[str]:

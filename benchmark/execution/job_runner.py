@@ -69,17 +69,23 @@ class TaskData:
 
 def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSettings,
                  convention: InputConvention | None = None) -> TaskData:
+    """The task's slices and split manifest. The dataset is named by its contents (a copy elsewhere, with
+    new mtimes, reuses both); a workdir from before that moves its caches and writes new manifests."""
+    from benchmark.data.fingerprint import legacy_split_folder, report_split_migration, task_fingerprint
     from benchmark.data.slices import load_slices  # MONAI takes seconds to import; a finished grid never needs it
 
     root = resolve_data_root(task, spec.data_roots, workdir.data)
     task = task.bind(root)
-    fingerprint = task.fingerprint(root)
+    fingerprint = task_fingerprint(task, root, workdir.root / "cache" / "file-hashes")
     prep = profile.preprocessing(task.spec.preprocessing)
     slices = load_slices(task, root, prep, workdir.slices, fingerprint, convention)
     split_dir = workdir.splits / f"{task.spec.name}@{task.spec.version}" / f"{fingerprint[:16]}-m{MANIFEST_VERSION}"
     split_path = split_dir / "split.json"
+    legacy_dir = legacy_split_folder(split_dir, root)
     split = make_split(task.spec.name, task.spec.version, fingerprint, slices.patient_ids, slices.labels, split_path,
                        slices.official)
+    if legacy_dir is not None:
+        report_split_migration(task.spec.name, split.payload, legacy_dir, split_dir)
     return TaskData(task, root, slices, split, indices_for(slices.patient_ids, split.payload["test_patients"]),
                     fingerprint, workdir.slices, prep)
 

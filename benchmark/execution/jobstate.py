@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from benchmark.core.atomic import sweep_stale_temps, write_json
+from benchmark.core.atomic import sweep_stale_temp_folders, sweep_stale_temps, write_json
 from benchmark.core.locks import is_held, try_acquire
 from benchmark.core.workdir import Workdir
 from benchmark.results.job import Job
@@ -122,20 +122,32 @@ def _read(path: Path) -> dict:
 
 
 def sweep_partial_writes(workdir: Workdir, log: Callable[[str], None]) -> None:
-    """Remove the temp files of writers killed mid-write (SIGKILL, out of memory, a lost node),
-    which nothing else would ever remove, and their running markers. Only orphans go: a live
-    writer's temp file and a live worker's marker, this run's or a concurrent run's, are locked."""
+    """Remove the temp files and temp folders of writers killed mid-write (SIGKILL, out of memory,
+    a lost node), which nothing else would ever remove, and their running markers. Only orphans
+    go: a live writer's temp file or folder and a live worker's marker, this run's or a
+    concurrent run's, are locked."""
     removed = sweep_stale_temps(_written_through_atomic(workdir))
+    folders = sweep_stale_temp_folders(_temp_folder_parents(workdir))
     JobState(workdir.jobs).clear_dead_markers()
-    if removed:
-        log(f"removed {len(removed)} partial file(s) that a killed run left")
+    parts = [f"{n} partial {what}(s)" for n, what in ((len(removed), "file"), (len(folders), "folder")) if n]
+    if parts:
+        log(f"removed {' and '.join(parts)} that a killed run left")
 
 
 def _written_through_atomic(workdir: Workdir) -> list[Path]:
-    """The workdir less the datasets (large trees, written otherwise) and the slice cache (whole
-    folders, renamed into place under their own lock); the feature cache is written atomically."""
+    """The workdir less the datasets (large trees, written otherwise); in the cache, the features and
+    the file hashes are written atomically, and so is a migrated slice cache's meta.json (slice
+    cache folders themselves are renamed into place: ``_temp_folder_parents``)."""
     if not workdir.root.is_dir():
         return []
     skip = {workdir.data, workdir.root / "cache"}
-    return [p for p in sorted(workdir.root.iterdir()) if p.is_dir() and p not in skip] + [workdir.features]
+    cache = [workdir.features, workdir.root / "cache" / "file-hashes", workdir.slices]
+    return [p for p in sorted(workdir.root.iterdir()) if p.is_dir() and p not in skip] + cache
+
+
+def _temp_folder_parents(workdir: Workdir) -> list[Path]:
+    """Where whole folders are filled beside their final name: the generated datasets (in the data
+    folder) and each task's slice caches. Only these folders are listed, not their trees."""
+    tasks = sorted(p for p in workdir.slices.iterdir() if p.is_dir()) if workdir.slices.is_dir() else []
+    return [workdir.data, *tasks]
 

@@ -8,13 +8,12 @@ every photo found, for natural-domain pretraining.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from benchmark.core.atomic import publish_folder, temp_folder
 from benchmark.core.errors import DataError
 from benchmark.core.hashing import canonical_hash
 from benchmark.synthetic.natural.photos import TASK_CLASSES, Photo, find_photos
@@ -42,20 +41,13 @@ def generate_natural(out: Path, config: NaturalConfig = NaturalConfig()) -> Path
     if missing:
         raise DataError(f"the natural-image task needs photos {missing}, which the installed scikit-image, "
                         "scikit-learn or matplotlib do not ship; reinstall them")
-    tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with temp_folder(out) as tmp:  # a killed run's is swept; a finished one is renamed into place whole
         counts = _write_task_images(tmp / "images", photos, config)
         counts["corpus"] = _write_corpus(tmp / "corpus", photos, config)
         manifest = {"version": NATURAL_VERSION, "config": asdict(config), "counts": counts,
                     "sources": {p.name: {"path": p.path.name, "sha256": p.sha256} for p in photos.values()}}
         (tmp / "natural.json").write_text(json.dumps(manifest, sort_keys=True, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        publish_folder(tmp, out)
     return out
 
 

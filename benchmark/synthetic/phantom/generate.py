@@ -2,17 +2,18 @@
 
 The dataset is built in a sibling temp directory and renamed into place only
 when phantom.json (the completeness marker) is written, so an interrupted run
-can never leave something that looks like a finished dataset.
+can never leave something that looks like a finished dataset; a killed run's
+temp directory is swept (``benchmark.core.atomic.temp_folder``).
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+from benchmark.core.atomic import publish_folder, temp_folder
 from benchmark.synthetic.phantom.config import (
     BODY_PART,
     GENERATOR_VERSION,
@@ -37,29 +38,12 @@ def generate_dataset(out: Path, config: PhantomConfig = PhantomConfig(), *,  # n
     the bytes do not depend on it.
     """
     out = Path(out)
-    tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with temp_folder(out) as tmp:
         manifest = _write_all(tmp, config, workers or min(os.cpu_count() or 1, 8))
         text = json.dumps(manifest, sort_keys=True, indent=1) + "\n"
         (tmp / "phantom.json").write_text(text, encoding="utf-8")
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        publish_folder(tmp, out)
     return out
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    stale = out.parent / f"{out.name}.old-{os.getpid()}"
-    os.replace(out, stale)
-    os.replace(tmp, out)
-    shutil.rmtree(stale, ignore_errors=True)
 
 
 def _write_all(root: Path, config: PhantomConfig, workers: int) -> dict:
