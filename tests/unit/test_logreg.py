@@ -129,7 +129,8 @@ def test_knn_protocol_matches_the_dense_implementation(monkeypatch):
     outcome = PROTOCOLS.get("knn").run(ctx)
     bank = np.concatenate([ctx.train, ctx.val])
     expected = dense_vote(x[ctx.test], x[bank], np.eye(3)[y[bank]], outcome.hyperparameters["k"])
-    np.testing.assert_allclose(outcome.predictions["probabilities"], expected, rtol=1e-6, atol=1e-12)
+    # float32 similarities through exp(s / 0.07): agreement to float precision, not to the last bit
+    np.testing.assert_allclose(outcome.predictions["probabilities"], expected, rtol=1e-5, atol=1e-12)
     assert outcome.hyperparameters["sweep_undefined"] is False
 
 
