@@ -12,7 +12,8 @@ from typing import Optional
 EXIT_BAD_INPUT = 2
 EXIT_BAD_CHECKPOINT = 3
 EXIT_JOB_FAILED = 4
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (a scheduler's preemption or time limit, or `kill`): 128 + 15, as shells report it
 
 
 class CTBenchError(Exception):

@@ -6,6 +6,7 @@ each task's data and each checkpoint x task's frozen features are read once per 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import time
@@ -21,11 +22,13 @@ from benchmark.core.specs import CheckpointSpec, InputConvention, Preprocessing,
 from benchmark.core.workdir import Workdir
 from benchmark.data.splits import MANIFEST_VERSION, Manifest, budget_rows, indices_for, make_budget, make_split
 from benchmark.data.task import Task, resolve_data_root
+from benchmark.evaluation import distributed
 from benchmark.evaluation.accel import Accelerator, pick_device, seed_everything
 from benchmark.evaluation.inputs import InputPipeline
 from benchmark.evaluation.metrics import absent_classes
 from benchmark.evaluation.profiles import PROFILES, ProfileSettings
 from benchmark.evaluation.protocols import PROTOCOLS, JobContext, Protocol
+from benchmark.evaluation.protocols.training_state import DEFAULT_EVERY_MIN, Checkpointing
 from benchmark.execution.jobstate import worker_id
 from benchmark.results import provenance
 from benchmark.results.job import Job
@@ -156,13 +159,29 @@ class LazyFeatures:
         return self._model.load_record
 
 
+@dataclass(frozen=True)
+class RunnerSettings:
+    """How jobs run here, beyond the run spec: none of it is in a job's identity. The micro-batch
+    shapes BatchNorm's batches, so results record it (``hyperparameters.micro_batch``)."""
+
+    checkpoint_every_s: float = DEFAULT_EVERY_MIN * 60  # a training job saves its resumable state this often
+    micro_batch: int | None = None  # caps a device's micro-batch; gradient accumulation fills the recipe's batch
+
+
 class JobRunner:
     """Runs single jobs in this process. It holds one task's data and one checkpoint x task's
     features at a time, so a worker walking a sorted job list reads each once."""
 
-    def __init__(self, spec: RunSpec, workdir: Workdir, checkpoints: dict[str, CheckpointSpec]):
+    def __init__(self, spec: RunSpec, workdir: Workdir, checkpoints: dict[str, CheckpointSpec],
+                 settings: RunnerSettings | None = None):
         self.spec, self.workdir, self.checkpoints = spec, workdir, checkpoints
-        self.accel = Accelerator.create(pick_device(spec.device), spec.precision, spec.compile)
+        self.settings = settings or RunnerSettings()
+        self.world = distributed.current()
+        accel = Accelerator.create(pick_device(spec.device), spec.precision, spec.compile)
+        self.accel = dataclasses.replace(accel, micro_batch=self.settings.micro_batch)
+        # who shares a distributed job's training; gathered here, where every rank is (a collective)
+        self.world_record = {"world_size": self.world.size, "backend": self.world.backend,
+                             "devices": distributed.devices(self.accel.device)} if self.world.distributed else None
         self.profile = PROFILES[spec.profile]
         self.store = ResultStore(workdir.results)
         self._data: TaskData | None = None
@@ -199,24 +218,31 @@ class JobRunner:
         features = self._features_for(model, data, pipeline, slices)
         budget = _budget(job, data, holdout=holds_out(protocol, self.profile, data))
         train, val = budget_rows(budget, slices.patient_ids, slices.case_ids)
+        state = Checkpointing(self.workdir.jobs / "state" / f"{job.job_id}.pt", self.settings.checkpoint_every_s,
+                              {"job": job.job_id}) if protocol.trains else None
         ctx = JobContext(task=data.task.spec, checkpoint=model.spec, slices=slices, train=train, val=val,
                          test=data.test, seed=job.seed, features=features, backbone=model.fresh, accel=self.accel,
-                         profile=self.profile, inputs=pipeline, max_epochs=job.max_epochs or None)
+                         profile=self.profile, inputs=pipeline, max_epochs=job.max_epochs or None,
+                         checkpointing=state)
         log.info("%s: %d train, %d val, %d test cases (budget %s, by %s); input %s; device %s, %s, %d CPU thread(s)",
                  job.protocol, len(ctx.train), len(ctx.val), len(ctx.test), budget.path, job.budget_unit,
                  convention.name, self.accel.device, self.accel.precision, torch.get_num_threads())
         seed_everything(job.seed)
-        outcome = protocol.run(ctx)
+        outcome = protocol.run(ctx)  # on a distributed job's other ranks, raises FollowerFinished after training
         wall_time = time.perf_counter() - started
         log.info("%s = %s in %.1f s", data.task.spec.main_metric, outcome.metrics[data.task.spec.main_metric], wall_time)
         result = _result_payload(job, self.spec, data, model, budget, ctx, outcome, protocol, features, self.accel,
-                                 self.profile, wall_time=wall_time)
-        return self.store.write(job, result, {
+                                 self.profile, wall_time=wall_time,
+                                 world=self.world_record if protocol.trains else None)
+        path = self.store.write(job, result, {
             "case_ids": slices.case_ids[ctx.test],
             "patient_ids": slices.patient_ids[ctx.test],
             "y_true": slices.labels[ctx.test],
             **{name: _compact(array) for name, array in outcome.predictions.items()},
         })
+        if state is not None:  # the result is whole: the state it was trained from is not needed again
+            state.discard()
+        return path
 
 
 def _compact(predictions: np.ndarray) -> np.ndarray:
@@ -245,7 +271,7 @@ def job_budget(data: TaskData, seed: int, scale: float, unit: str = "patient", h
 
 def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointModel, budget: Manifest,
                     ctx: JobContext, outcome, protocol: Protocol, features: LazyFeatures, accel: Accelerator,
-                    profile: ProfileSettings, wall_time: float) -> Result:
+                    profile: ProfileSettings, wall_time: float, world: dict | None = None) -> Result:
     """The job's ``Result``: an undefined metric (NaN) is stored as null, JSON having no NaN."""
     task, checkpoint = data.task.spec, model.spec
     return Result.build({
@@ -287,6 +313,8 @@ def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointMo
             "data_root": str(data.root),
             "wall_time_s": round(wall_time, 3),
             "throughput": outcome.notes.get("throughput"),
+            **({"resumed": outcome.notes["resumed"]} if outcome.notes.get("resumed") else {}),
+            **({"distributed": world} if world else {}),
             "worker": worker_id(),
         },
     })

@@ -203,6 +203,8 @@ class Provenance(Record):
     batch_size: Optional[Count] = None
     checkpoint_sha256: Optional[StrictStr] = None
     throughput: Optional[list[dict[str, Any]]] = None  # a training job's per-epoch img/s and data-wait share
+    resumed: Optional[list[dict[str, Any]]] = None  # where a training job picked up its saved state (epoch, step)
+    distributed: Optional[dict[str, Any]] = None  # world size, backend and devices of a job trained on several
     task_version: Optional[StrictStr] = None
     split_sha256: Optional[StrictStr] = None
     data_root: Optional[StrictStr] = None

@@ -220,6 +220,12 @@ def _check_rows(checks: dict) -> list[tuple]:
     if parity:
         rows.append(("linear_probe_parity", f"same C {parity['same_C_share']:.0%}",
                      f"max metric gap {parity['max_metric_gap']:.4f}", f"{len(parity['jobs'])} jobs", _met(parity)))
+    state = checks.get("training_state_save")
+    if state:
+        saves = ", ".join(f"{k} {_s(v['save_s'])} ({v['size_mib']:.0f} MiB)" for k, v in sorted(state["optimizers"].items()))
+        loads = ", ".join(f"{k} {_s(v['load_s'])}" for k, v in sorted(state["optimizers"].items()))
+        rows.append(("training_state_save (ResNet-50)", saves, f"load {loads}", "", f"<= {_s(state['target'])} "
+                     f"{_met(state)}"))
     return rows
 
 

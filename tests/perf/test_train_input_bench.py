@@ -16,7 +16,7 @@ import torch
 from benchmark.core.specs import INPUT_CONVENTIONS
 from benchmark.evaluation.accel import Accelerator
 from benchmark.evaluation.inputs import InputPipeline
-from benchmark.evaluation.protocols.trainer import SliceBatches
+from benchmark.evaluation.protocols.feed import SliceBatches
 
 GROUP = "train-input-host"
 SIZE, BATCH, ROWS, REPEATS = 256, 128, 1024, 8

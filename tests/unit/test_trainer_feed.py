@@ -11,7 +11,8 @@ from torch import nn
 from benchmark.core.specs import INPUT_CONVENTIONS, Augmentation, TrainingRecipe
 from benchmark.evaluation.accel import Accelerator
 from benchmark.evaluation.inputs import InputPipeline
-from benchmark.evaluation.protocols.trainer import BatchFeed, SliceBatches, fit
+from benchmark.evaluation.protocols.feed import BatchFeed, SliceBatches
+from benchmark.evaluation.protocols.trainer import fit
 
 N, SIZE = 32, 8
 CPU = Accelerator(torch.device("cpu"))

@@ -14,6 +14,7 @@ from benchmark.evaluation.accel import Accelerator
 from benchmark.evaluation.inputs import InputPipeline
 from benchmark.evaluation.metrics import score
 from benchmark.evaluation.profiles import PROFILES, ProfileSettings
+from benchmark.evaluation.protocols.training_state import Checkpointing
 
 if TYPE_CHECKING:  # importing slices pulls in MONAI, which a finished grid never needs
     from benchmark.data.slices import SliceSet
@@ -34,6 +35,7 @@ class JobContext:
     profile: ProfileSettings = PROFILES["demo"]
     inputs: Optional[InputPipeline] = None  # cached rows -> network input in the checkpoint's convention
     max_epochs: Optional[int] = None  # a run's cap on every recipe's epochs
+    checkpointing: Optional[Checkpointing] = None  # where a training protocol saves its resumable state
 
     def __post_init__(self):
         if self.inputs is None:  # slices already in [0, 1], the checkpoint's own convention
@@ -69,6 +71,7 @@ class Protocol:
     version: str
     kinds: frozenset[str] = frozenset()  # the task kinds it can evaluate
     uses_features: bool = False
+    trains: bool = False  # runs ``fit``: resumable, and shared by every device of a distributed job
 
     def run(self, ctx: JobContext) -> Outcome:
         raise NotImplementedError

@@ -17,7 +17,8 @@ from torch import nn
 from benchmark.core.errors import JobError
 from benchmark.evaluation.protocols.augment import describe
 from benchmark.evaluation.protocols.base import JobContext, Outcome, Protocol
-from benchmark.evaluation.protocols.trainer import SliceBatches, check_frozen, fit, parameters_sha256, predict
+from benchmark.evaluation.protocols.feed import SliceBatches, predict
+from benchmark.evaluation.protocols.trainer import check_frozen, fit, parameters_sha256
 
 
 class Classifier(nn.Module):
@@ -53,6 +54,7 @@ class Finetune(Protocol):
     name = "finetune"
     version = "1"
     kinds = frozenset({"classification", "multilabel"})
+    trains = True
     freeze_encoder: bool = False  # True: only the head trains (linear-study)
     frozen_bn: Literal["eval", "train"] = "eval"  # a frozen encoder's BatchNorm mode while training
 
@@ -81,7 +83,7 @@ class Finetune(Protocol):
 
         log = fit(model, loss_fn, data, ctx.train, recipe, ctx.seed, validate,
                   frozen=encoder if self.freeze_encoder else None, frozen_bn=self.frozen_bn,
-                  higher_is_better=task.higher_is_better)
+                  higher_is_better=task.higher_is_better, checkpointing=ctx.checkpointing)
         frozen = {}
         if self.freeze_encoder:
             frozen = {"encoder_frozen": True, "encoder_batchnorm": self.frozen_bn,
@@ -90,4 +92,4 @@ class Finetune(Protocol):
         return Outcome(ctx.score(ctx.test, predictions),
                        {"recipe": recipe.model_dump(mode="json"), "augmentation": describe(recipe.augmentation),
                         "head_bias": recipe.head_bias, **frozen, **loss_record, **log.as_dict()},
-                       predictions, notes={"throughput": log.throughput})
+                       predictions, notes={"throughput": log.throughput, "resumed": log.resumed})

@@ -20,7 +20,8 @@ from benchmark.core.errors import JobError
 from benchmark.core.hashing import state_sha256
 from benchmark.evaluation.protocols.augment import describe
 from benchmark.evaluation.protocols.base import JobContext, Outcome, Protocol
-from benchmark.evaluation.protocols.trainer import SliceBatches, check_frozen, fit, parameters_sha256, predict
+from benchmark.evaluation.protocols.feed import SliceBatches, predict
+from benchmark.evaluation.protocols.trainer import check_frozen, fit, parameters_sha256
 
 
 def build_unet(backbone: nn.Module, arch: str, in_channels: int, n_classes: int,
@@ -42,6 +43,7 @@ def build_unet(backbone: nn.Module, arch: str, in_channels: int, n_classes: int,
 
 class _Segmentation(Protocol):
     kinds = frozenset({"segmentation"})
+    trains = True
     freeze_encoder: bool
     frozen_bn: Literal["eval", "train"] = "eval"  # a frozen encoder's BatchNorm mode while training
 
@@ -67,7 +69,7 @@ class _Segmentation(Protocol):
 
         log = fit(model, loss_fn, data, ctx.train, recipe, ctx.seed, validate,
                   frozen=unet.encoder if self.freeze_encoder else None, frozen_bn=self.frozen_bn,
-                  higher_is_better=task.higher_is_better)
+                  higher_is_better=task.higher_is_better, checkpointing=ctx.checkpointing)
         encoder_after = state_sha256(unet.encoder)
         frozen = {"encoder_frozen": self.freeze_encoder}
         if self.freeze_encoder:
@@ -83,7 +85,7 @@ class _Segmentation(Protocol):
                         "loss": "weighted_cross_entropy" + ("+dice" if recipe.dice_loss else ""),
                         "loss_weights": list(recipe.class_weights) if recipe.class_weights else None,
                         **log.as_dict()},
-                       predictions, notes={"throughput": log.throughput})
+                       predictions, notes={"throughput": log.throughput, "resumed": log.resumed})
 
 
 def _loss(class_weights: list[float] | None, dice: bool, n_classes: int, device: torch.device):
