@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from benchmark.cli.options import (
     add_workdir,
     csv_list,
     key_value,
+    minutes,
     name_path,
     numbers,
     positive,
@@ -118,6 +120,17 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
                        "each pinned to one GPU when there are several (default 1: in this process)")
     group.add_argument("--threads", type=positive, default=1, help="CPU threads per job (default 1, so a job's "
                        "numbers do not depend on the core count or on --jobs; use --jobs for more cores)")
+    group.add_argument("--devices-per-job", type=positive, default=1, metavar="N",
+                       help="devices that train one job together through torch.distributed (DDP): local groups of "
+                       "N processes (gloo on CPU, NCCL on GPUs), or N tasks per SLURM job; results do not "
+                       "depend on N beyond float tolerance (default 1)")
+    group.add_argument("--micro-batch", type=positive, metavar="N",
+                       help="cap each device's micro-batch; gradient accumulation keeps the recipe's batch (results "
+                       "record it: BatchNorm normalises per micro-batch). Default: the recipe's batch on CPU, "
+                       "halved on CUDA until it fits")
+    group.add_argument("--checkpoint-every", type=minutes, default=10.0, metavar="MIN",
+                       help="a training job saves its resumable state this often, and when stopped (SIGTERM, "
+                       "Ctrl-C, a SLURM time-out); a rerun resumes from it (default 10; 0: every step)")
     group.add_argument("--retry-failed", action="store_true", help="rerun only the jobs that failed before")
     group.add_argument("--no-wait", action="store_true", help="slurm: return once the array is submitted")
     group.add_argument("--slurm-partition")
@@ -217,9 +230,14 @@ def exec_options(args: argparse.Namespace) -> ExecOptions:
         raise ConfigError(f"{', '.join(wrong + ['--no-wait'] * args.no_wait)} only apply to --executor slurm")
     if args.executor == "slurm" and args.jobs != 1:
         raise ConfigError("--jobs is for local executors; on SLURM use --slurm-array-parallelism")
+    if args.devices_per_job > 1 and args.device == "cpu" and args.threads * args.devices_per_job > (os.cpu_count() or 1):
+        info(f"note: {args.devices_per_job} CPU processes x {args.threads} thread(s) exceed this machine's "
+             f"{os.cpu_count()} cores")
     given["extra"] = dict(given.get("extra", []))
     return ExecOptions(executor=args.executor, jobs=args.jobs, threads=args.threads, retry_failed=args.retry_failed,
-                       wait=not args.no_wait, slurm=SlurmOptions(**given), debug=args.debug)
+                       wait=not args.no_wait, slurm=SlurmOptions(**given), debug=args.debug,
+                       checkpoint_every_min=args.checkpoint_every, devices_per_job=args.devices_per_job,
+                       micro_batch=args.micro_batch)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from benchmark import __version__
 from benchmark.cli import analyze, catalog, data, evaluate, pretrain, results, splits, status
-from benchmark.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_JOB_FAILED, CTBenchError
+from benchmark.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_TERMINATED, CTBenchError
+from benchmark.core.interrupts import Terminated, handle_sigterm
 
 # Each module registers its commands with ``add_parser(subparsers)`` and sets ``handler`` on each; building the
 # parser imports only their cheap parts: torch and MONAI are imported inside the handlers that need them.
@@ -46,6 +47,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     atexit.unregister(_quick_exit)  # once, however often main runs in one process (tests call it in-process)
     atexit.register(_quick_exit)
     args = build_parser().parse_args(argv)
+    handle_sigterm()  # a scheduler's SIGTERM takes Ctrl-C's path: workers stopped, training state saved
     try:
         if getattr(args, "include_path", None):
             from benchmark.catalog.registries import set_include_paths
@@ -75,13 +77,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"ctbench: error: {where}{disk_full_message(exc)}", file=sys.stderr)
         return EXIT_JOB_FAILED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (``Terminated``)
         if args.debug:
             raise
-        print("ctbench: interrupted; finished jobs are stored, run the same command again to resume",
-              file=sys.stderr)
+        terminated = isinstance(exc, Terminated)
+        print(f"ctbench: {'terminated' if terminated else 'interrupted'}; finished jobs are stored, run the same "
+              "command again to resume", file=sys.stderr)
         _forget_unhandled_interrupt()
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 
 
 def _forget_unhandled_interrupt() -> None:

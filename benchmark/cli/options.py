@@ -104,6 +104,16 @@ def positive(value: str) -> int:
     return number
 
 
+def minutes(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of minutes (0 or more), got {value!r}")
+    return number
+
+
 def add_include(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-path", type=Path, action="append", default=[], metavar="DIR",
                         help="a folder of task plugin modules (*.py defining TASK or TASKS); repeatable")

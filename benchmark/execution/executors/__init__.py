@@ -1,6 +1,7 @@
 """Executors hand the pending jobs of a grid to the engine that runs them.
 
-- ``local``: this process (``--jobs 1``) or a pool of N worker processes, one GPU each;
+- ``local``: this process (``--jobs 1``) or a pool of N worker processes, one GPU each, or
+  (``--devices-per-job N``) groups of N processes that train each job together (DDP);
 - ``submitit-local``: submitit's LocalExecutor, the SLURM code path in local subprocesses;
 - ``slurm``: submitit's AutoExecutor, one job array on the cluster.
 
@@ -29,6 +30,10 @@ class Executor(Protocol):
 def executor_for(options: ExecOptions) -> Executor:
     if options.executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {options.executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if options.executor == "local" and options.devices_per_job > 1:
+        from benchmark.execution.executors.device_groups import DeviceGroups
+
+        return DeviceGroups(options)
     if options.executor == "local":
         from benchmark.execution.executors.local import InProcess, WorkerPool  # torch: only when jobs run
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from itertools import groupby
-from typing import Optional
 
 from benchmark.catalog.registries import given_include_paths
 from benchmark.core.specs import RunSpec
 from benchmark.core.workdir import Workdir
 from benchmark.evaluation.profiles import PROFILES
 from benchmark.evaluation.protocols import PROTOCOLS
+from benchmark.execution.executors.options import ExecOptions
+from benchmark.execution.job_runner import RunnerSettings
 from benchmark.execution.worker import ChunkRequest
 from benchmark.results.job import Job
 
@@ -28,8 +29,15 @@ def chunks(jobs: list[Job]) -> list[list[Job]]:
     return out
 
 
-def chunk_requests(pending: list[Job], spec: RunSpec, workdir: Workdir, threads: Optional[int]) -> list[ChunkRequest]:
-    """One picklable worker call per chunk, as the pool and submitit both send them."""
+def chunk_requests(pending: list[Job], spec: RunSpec, workdir: Workdir, options: ExecOptions,
+                   whole: bool = False) -> list[ChunkRequest]:
+    """One picklable worker call per chunk, as the pool and submitit both send them; ``whole``:
+    one call for every pending job (groups of ranks that share the grid by claiming jobs)."""
     include = tuple(str(p) for p in given_include_paths())
+    groups = [pending] if whole else chunks(pending)
     return [ChunkRequest(spec.model_dump(mode="json"), str(workdir.root), tuple(j.job_id for j in chunk), include,
-                         threads) for chunk in chunks(pending)]
+                         options.threads, runner_settings(options)) for chunk in groups]
+
+
+def runner_settings(options: ExecOptions) -> RunnerSettings:
+    return RunnerSettings(checkpoint_every_s=options.checkpoint_every_min * 60, micro_batch=options.micro_batch)

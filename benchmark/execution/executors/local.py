@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -14,13 +15,17 @@ from typing import Iterator
 
 from tqdm.auto import tqdm
 
+from benchmark.core.errors import EXIT_TERMINATED
+from benchmark.core.interrupts import Terminated, handle_sigterm
 from benchmark.core.specs import CheckpointSpec, RunSpec
 from benchmark.core.workdir import Workdir
-from benchmark.execution.executors.chunks import chunk_requests
+from benchmark.execution.executors.chunks import chunk_requests, runner_settings
 from benchmark.execution.executors.options import ExecOptions
 from benchmark.execution.executors.progress import POLL_S
-from benchmark.execution.worker import WorkerReport, run_chunk, run_jobs
+from benchmark.execution.worker import ChunkRequest, WorkerReport, run_chunk, run_jobs
 from benchmark.results.job import Job
+
+STOP_GRACE_S = 8.0  # a stopped worker's time to reach a step boundary and save its training state
 
 
 class InProcess:
@@ -31,7 +36,7 @@ class InProcess:
             log) -> WorkerReport:
         with tqdm(total=len(pending), desc="jobs", unit="job") as bar:
             return run_jobs(pending, spec, workdir, checkpoints, self.options.threads, on_job=lambda: bar.update(1),
-                            debug=self.options.debug)
+                            debug=self.options.debug, settings=runner_settings(self.options))
 
 
 def visible_gpus(device: str) -> list[str]:
@@ -63,13 +68,13 @@ class WorkerPool:
         logs = workdir.jobs / "workers"
         logs.mkdir(parents=True, exist_ok=True)
         log(f"{self.options.jobs} worker processes; their output is in {logs}")
-        requests = chunk_requests(pending, spec, workdir, self.options.threads)
+        requests = chunk_requests(pending, spec, workdir, self.options)
         report = WorkerReport()
         pool = ProcessPoolExecutor(self.options.jobs, mp_context=context, initializer=_start_worker,
                                    initargs=(slots, str(logs)))
         try:
             with _sigint_ignored():  # workers start (on submit) ignoring it, and inherit that
-                futures = [pool.submit(run_chunk, request) for request in requests]
+                futures = [pool.submit(_run_chunk_in_pool, request) for request in requests]
             _collect(futures, pending, workdir, report, log)
         except BaseException:  # Ctrl-C, most often
             _stop(pool, workdir, log)
@@ -115,26 +120,54 @@ def _sigint_ignored() -> Iterator[None]:
 
 
 def _stop(pool: ProcessPoolExecutor, workdir: Workdir, log) -> None:
-    """End the workers now rather than after their chunks, which would run on unattended.
+    """End the workers now rather than after their chunks, which would run on unattended."""
+    _end_processes(list((getattr(pool, "_processes", None) or {}).values()), workdir, log)
+    pool.shutdown(wait=False, cancel_futures=True)
 
-    SIGTERM ends a worker at once: the kernel drops its claims, and the temp file of a write it
-    was in the middle of is swept here, so nothing partial is left for the next run.
-    """
+
+def _end_processes(workers: list, workdir: Workdir, log) -> None:
+    """SIGTERM: a worker in training saves its state at the next step boundary and exits; one that
+    has not exited within ``STOP_GRACE_S`` is killed (its last saved state stays). The kernel drops
+    their claims, and the temp file of a write one was in the middle of is swept here, so nothing
+    partial is left for the next run."""
     from benchmark.execution.jobstate import sweep_partial_writes
 
-    workers = list((getattr(pool, "_processes", None) or {}).values())
     for worker in workers:
         worker.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
     for worker in workers:
-        worker.join(timeout=30)
-    pool.shutdown(wait=False, cancel_futures=True)
+        worker.join(timeout=max(0.0, deadline - time.monotonic()))
+    for worker in [w for w in workers if w.is_alive()]:
+        worker.kill()
+        worker.join(timeout=5)
     sweep_partial_writes(workdir, log)
 
 
+def _run_chunk_in_pool(request: ChunkRequest) -> WorkerReport:
+    """A pool worker's chunk; SIGTERM (the parent stopping it) ends the process once training
+    state is saved, without a traceback: the parent is already on its way out."""
+    try:
+        return run_chunk(request)
+    except Terminated:
+        exit_now(EXIT_TERMINATED)
+
+
+def exit_now(code: int) -> None:
+    """End a worker process without returning to its pool's loop (which would wait for more work),
+    after the exit handlers (multiprocessing's release the semaphores this process made; skipping
+    them makes the resource tracker warn of leaks)."""
+    import atexit
+
+    sys.stdout.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 def _start_worker(slots, log_dir: str) -> None:
-    """Ignore Ctrl-C (the parent's to handle), take a GPU before CUDA starts, and send this
-    worker's output to its own log file."""
+    """Ignore Ctrl-C (the parent's to handle), stop on SIGTERM at a safe point, take a GPU before
+    CUDA starts, and send this worker's output to its own log file."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    handle_sigterm()
     gpu = slots.get()
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu

@@ -28,4 +28,7 @@ class ExecOptions:
     wait: bool = True
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     debug: bool = False
+    checkpoint_every_min: float = 10.0  # a training job saves its resumable state this often (0: every step)
+    devices_per_job: int = 1  # devices (ranks of one torch.distributed group) that train one job
+    micro_batch: Optional[int] = None  # caps a device's micro-batch (gradient accumulation fills the rest)
 

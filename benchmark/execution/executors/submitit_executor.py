@@ -5,6 +5,12 @@ the same pickled ``run_chunk`` calls through submitit's LocalExecutor, which is 
 SLURM path is tested without a cluster. LocalExecutor starts every job it is given at
 once, so this module keeps at most ``--jobs`` of them running (SLURM's array limit does
 that on a cluster).
+
+Preemption and time limits: the submitted callable is checkpointable (``ResumableChunk``).
+submitit sends the task a signal (USR2) ahead of its time limit or on preemption; a training
+job holds it back to its next step boundary, saves its state, and submitit requeues the task,
+which skips finished jobs and resumes the interrupted one from that state. An array task's
+time may therefore be shorter than a job (docs/running-on-a-cluster.md).
 """
 from __future__ import annotations
 
@@ -24,10 +30,25 @@ from benchmark.results.job import Job
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 minutes) would kill a real job
 
 
-def slurm_parameters(options: SlurmOptions) -> dict:
-    """AutoExecutor parameters; ``extra`` becomes ``#SBATCH --KEY=VALUE`` lines."""
-    params = {"name": "ctbench", "timeout_min": options.time, "nodes": 1, "tasks_per_node": 1,
-              "gpus_per_node": options.gpus_per_job, "cpus_per_task": options.cpus_per_job,
+class ResumableChunk:
+    """``run_chunk`` as submitit's checkpointable callable: on a time-out or preemption signal the
+    same chunk is requeued (its finished jobs are skipped; training resumes from its saved state)."""
+
+    def __call__(self, request: ChunkRequest) -> WorkerReport:
+        return run_chunk(request)
+
+    def checkpoint(self, request: ChunkRequest):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(ResumableChunk(), request)
+
+
+def slurm_parameters(options: SlurmOptions, tasks_per_node: int = 1) -> dict:
+    """AutoExecutor parameters; ``extra`` becomes ``#SBATCH --KEY=VALUE`` lines. ``tasks_per_node``:
+    the ranks of one distributed job (one GPU each)."""
+    params = {"name": "ctbench", "timeout_min": options.time, "nodes": 1, "tasks_per_node": tasks_per_node,
+              "gpus_per_node": max(options.gpus_per_job, tasks_per_node) if options.gpus_per_job else 0,
+              "cpus_per_task": options.cpus_per_job,
               "slurm_array_parallelism": options.array_parallelism}
     if options.partition:
         params["slurm_partition"] = options.partition
@@ -46,7 +67,7 @@ class SubmititExecutor:
     def run(self, pending: list[Job], spec: RunSpec, workdir: Workdir, checkpoints: dict[str, CheckpointSpec],
             log) -> WorkerReport:
         folder = workdir.jobs / "submitit"
-        requests = chunk_requests(pending, spec, workdir, self.options.threads)
+        requests = chunk_requests(pending, spec, workdir, self.options)
         if self.cluster == "slurm":
             jobs = self._submit_array(folder, requests, log)
             if not self.options.wait:
@@ -69,8 +90,8 @@ class SubmititExecutor:
                               "lacks; submit from a cluster login node, or try the same path here with "
                               "--executor submitit-local")
         executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
-        executor.update_parameters(**slurm_parameters(self.options.slurm))
-        jobs = executor.map_array(run_chunk, requests)
+        executor.update_parameters(**slurm_parameters(self.options.slurm, self.options.devices_per_job))
+        jobs = executor.map_array(ResumableChunk(), requests)
         log(f"submitted {len(requests)} array task(s) as SLURM job {jobs[0].job_id.split('_')[0]}; logs in {folder}")
         return jobs
 
@@ -80,6 +101,7 @@ class SubmititExecutor:
 
         executor = submitit.LocalExecutor(folder=folder / "%j")
         gpus, queue, running, submitted = visible_gpus(spec.device), list(requests), {}, []
+        size = self.options.devices_per_job
         log(f"{len(requests)} submitit-local task(s), {self.options.jobs} at a time; logs in {folder}")
 
         def step() -> bool:
@@ -87,9 +109,9 @@ class SubmititExecutor:
                 del running[slot]
             for slot in range(self.options.jobs):
                 if queue and slot not in running:
-                    executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=1 if gpus else 0,
-                                               visible_gpus=_pinned(gpus, slot))
-                    running[slot] = executor.submit(run_chunk, queue.pop(0))
+                    executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=size if gpus else 0,
+                                               tasks_per_node=size, visible_gpus=_pinned(gpus, slot, size))
+                    running[slot] = executor.submit(ResumableChunk(), queue.pop(0))
                     submitted.append(running[slot])
             return not queue and not running
 
@@ -97,10 +119,11 @@ class SubmititExecutor:
         return submitted
 
 
-def _pinned(gpus: list[str], slot: int) -> tuple[int, ...]:
-    """LocalExecutor takes GPU indices; devices named by UUID are left to CUDA_VISIBLE_DEVICES."""
-    gpu = gpus[slot % len(gpus)] if gpus else ""
-    return (int(gpu),) if gpu.isdigit() else ()
+def _pinned(gpus: list[str], slot: int, size: int = 1) -> tuple[int, ...]:
+    """LocalExecutor takes GPU indices (``size`` per task); devices named by UUID are left to
+    CUDA_VISIBLE_DEVICES."""
+    picked = [gpus[(slot * size + i) % len(gpus)] for i in range(size)] if gpus else []
+    return tuple(int(gpu) for gpu in picked) if picked and all(g.isdigit() for g in picked) else ()
 
 
 def _reports(jobs: list, log) -> WorkerReport:
