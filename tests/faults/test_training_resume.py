@@ -58,7 +58,7 @@ def test_a_finetune_job_sigkilled_at_three_points_resumes_to_the_uninterrupted_b
         wait_for(lambda target=target: saves(workdir) >= target, proc, timeout=300)
         kill_group(proc)
         assert not results(workdir), "killed after the result was written: the kill came too late"
-    assert (workdir / "jobs" / "state").glob("*.pt"), "no saved state to resume from"
+    assert list((workdir / "jobs" / "state").glob("*.pt")), "no saved state to resume from"
     final = run_cli(*argv, env=ENV)
     assert ran_count(final.stderr) == 1
     points = resumed_points(workdir)
