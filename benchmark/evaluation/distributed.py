@@ -18,6 +18,7 @@ What keeps a job's numbers independent of N (the trainer relies on it):
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -111,7 +112,11 @@ def devices(device: torch.device) -> list[str]:
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """DDP around ``model``; buffers are not broadcast (``merge_batchnorm_stats`` keeps them equal)."""
     ids = [torch.cuda.current_device()] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    ddp = nn.parallel.DistributedDataParallel
+    # torch >= 2.14 names it forward_sync_buffers (and deprecates broadcast_buffers); both stop the per-forward copy
+    no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(ddp).parameters \
+        else {"broadcast_buffers": False}
+    return ddp(model, device_ids=ids, **no_sync)
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
