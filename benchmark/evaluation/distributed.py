@@ -2,8 +2,8 @@
 
 Ranks are started by ctbench's local executor (``--devices-per-job N``) or by submitit on
 SLURM (one task per GPU), and find each other through torch's usual environment variables
-(``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), so ``torchrun``
-works as well. Backend: NCCL on CUDA, gloo on CPU.
+(``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), which ctbench's
+launcher and submitit set. Backend: NCCL on CUDA, gloo on CPU.
 
 What keeps a job's numbers independent of N (the trainer relies on it):
 - an effective batch is cut into the same micro-batches whatever N is, rank r taking its own

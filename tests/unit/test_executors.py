@@ -59,6 +59,27 @@ def test_slurm_flags_become_submitit_parameters():
     assert params["slurm_array_parallelism"] == SlurmOptions().array_parallelism
 
 
+def test_devices_per_job_become_tasks_and_gpus_per_node_and_the_callable_is_checkpointable():
+    """One rank per task (submitit starts them, each seeing its local rank's GPU); USR2 before a
+    time-out makes submitit call ``checkpoint``, which resubmits the same chunk."""
+    from benchmark.execution.executors.submitit_executor import ResumableChunk
+
+    options = exec_options(parse("--executor", "slurm", "--devices-per-job", "4", "--checkpoint-every", "2.5",
+                                 "--micro-batch", "64"))
+    assert (options.devices_per_job, options.checkpoint_every_min, options.micro_batch) == (4, 2.5, 64)
+    params = slurm_parameters(options.slurm, options.devices_per_job)
+    assert params["tasks_per_node"] == 4 and params["gpus_per_node"] == 4 and params["nodes"] == 1
+    delayed = ResumableChunk().checkpoint("the chunk")
+    assert isinstance(delayed.function, ResumableChunk) and delayed.args == ("the chunk",)
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "inf"])
+def test_checkpoint_every_takes_minutes_of_zero_or_more(value, capsys):
+    with pytest.raises(SystemExit):
+        parse("--checkpoint-every", value)
+    assert "expected a number of minutes" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flags, named", [(("--slurm-partition", "gpu"), "--slurm-partition"),
                                           (("--no-wait",), "--no-wait"),
                                           (("--executor", "submitit-local", "--slurm-time", "10"), "--slurm-time"),
