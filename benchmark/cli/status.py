@@ -52,9 +52,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts = Counter((j.task, j.checkpoint, states[j.job_id]) for j in jobs)
     cells = sorted({(j.task, j.checkpoint) for j in jobs})
     failed = {i: failures[i] for i, s in states.items() if s == "failed"}
+    resumable = {i: r for i, r in JobState(workdir.jobs).resumable().items() if states.get(i, "done") != "done"}
     if args.json:
         print(json.dumps({"jobs": states, "running": {i: running[i] for i, s in states.items() if s == "running"},
-                          "failed": failed}, indent=2, sort_keys=True))
+                          "failed": failed, "resumable": resumable}, indent=2, sort_keys=True))
         return 0
     rows = [[task, ck, *(str(counts[(task, ck, s)]) for s in STATES)] for task, ck in cells]
     totals = Counter(states.values())
@@ -62,6 +63,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for job_id, where in sorted(running.items()):
         if states.get(job_id) == "running":
             print(f"running: {job_id} on {where.get('host')} pid {where.get('pid')} since {where.get('since')}")
+    for job_id, where in resumable.items():
+        print(f"resumable: {job_id} from epoch {where.get('epoch')}, step {where.get('step')} "
+              f"(saved {where.get('saved_at')})")
     for job_id, record in sorted(failed.items()):
         print(f"failed: {job_id}: {record.get('error')}\n  log: {record.get('log')}")
         for line in record.get("log_tail", [])[-TAIL_SHOWN:]:

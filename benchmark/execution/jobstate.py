@@ -6,7 +6,8 @@
   worker's claim vanishes with it;
 - ``running/<id>.json``: who holds the claim (host, pid, since), for ``ctbench status``;
 - ``failed/<id>.json``: the error, the traceback and the tail of the job's log;
-- ``logs/<id>.log``: every attempt's log, appended.
+- ``logs/<id>.log``: every attempt's log, appended;
+- ``state/<id>.pt``: a training job's resumable state, with ``<id>.pt.json`` saying where it is.
 ``grid.json`` is the grid of the last ``ctbench run``, which ``status`` counts against.
 """
 from __future__ import annotations
@@ -103,6 +104,11 @@ class JobState:
     def log_tail(self, job_id: str, lines: int = LOG_TAIL_LINES) -> list[str]:
         path = self.log_path(job_id)
         return path.read_text(errors="replace").splitlines()[-lines:] if path.is_file() else []
+
+    def resumable(self) -> dict[str, dict]:
+        """Training jobs with a saved state (``state/<id>.pt``): where a rerun picks up (epoch, step, when)."""
+        return {p.name[: -len(".pt.json")]: _read(p) for p in sorted((self.root / "state").glob("*.pt.json"))
+                if p.with_name(p.name[: -len(".json")]).is_file()}
 
     def write_grid(self, jobs: list[Job], profile: str) -> None:
         write_json(self.root / "grid.json", {"profile": profile, "jobs": [j.as_dict() for j in jobs]})

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import grid_args, numbers, ran_count, results, run_cli
+from tests.cli_helpers import grid_args, numbers, ran_count, results, run_cli, status
 from tests.faults.runkit import ENV, kill_group, running_jobs, signal_group, start, wait_for
 
 SAVED = "saved training state at epoch"
@@ -59,13 +59,15 @@ def test_a_finetune_job_sigkilled_at_three_points_resumes_to_the_uninterrupted_b
         kill_group(proc)
         assert not results(workdir), "killed after the result was written: the kill came too late"
     assert list((workdir / "jobs" / "state").glob("*.pt")), "no saved state to resume from"
+    resumable = status(workdir)["resumable"]
+    assert len(resumable) == 1 and next(iter(resumable.values()))["step"] >= 0
     final = run_cli(*argv, env=ENV)
     assert ran_count(final.stderr) == 1
     points = resumed_points(workdir)
     assert len(points) == 3 and len(set(points)) == 3, points  # three resumes, each from a later point
     stored = numbers(workdir)
     assert stored == {job: value for job, value in numbers(reference).items() if job in stored}
-    assert not list((workdir / "jobs" / "state").glob("*"))
+    assert not list((workdir / "jobs" / "state").glob("*")) and not status(workdir)["resumable"]
     provenance = next(iter(results(workdir).values()))["provenance"]
     assert [entry["step"] for entry in provenance["resumed"]] and len(provenance["resumed"]) == 3
 

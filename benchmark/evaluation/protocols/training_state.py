@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.core.atomic import atomic_open
+from benchmark.core.atomic import atomic_open, write_json
 
 STATE_VERSION = 1
 DEFAULT_EVERY_MIN = 10.0
@@ -41,10 +41,18 @@ class Checkpointing:
         return time.monotonic() - self._last >= self.every_s
 
     def save(self, state: dict) -> None:
+        """The state, then a small JSON beside it (``<job>.pt.json``) that ``ctbench status`` reads
+        without loading hundreds of megabytes; it is advisory, the ``.pt`` is what resumes."""
         with atomic_open(self.path, "wb") as handle:
             torch.save({"version": STATE_VERSION, "identity": self.identity, **state}, handle)
+        write_json(self.summary_path, {"epoch": state["epoch"], "step": state["done"],
+                                       "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         self._last = time.monotonic()
         logger.info("saved training state at epoch %d, step %d", state["epoch"], state["done"])
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".json")
 
     def load(self) -> dict | None:
         if not self.path.is_file():
@@ -64,6 +72,7 @@ class Checkpointing:
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.summary_path.unlink(missing_ok=True)
 
 
 def rng_states(device: torch.device) -> dict:
