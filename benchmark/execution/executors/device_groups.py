@@ -12,20 +12,23 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
-import signal
 import socket
-import sys
 from pathlib import Path
 
-from benchmark.core.errors import EXIT_TERMINATED, ConfigError
-from benchmark.core.interrupts import Terminated, handle_sigterm
+from benchmark.core.errors import ConfigError
 from benchmark.core.specs import CheckpointSpec, RunSpec
 from benchmark.core.workdir import Workdir
 from benchmark.execution.executors.chunks import chunk_requests
-from benchmark.execution.executors.local import _end_processes, _sigint_ignored, exit_now, visible_gpus
+from benchmark.execution.executors.local import (
+    become_worker,
+    end_processes,
+    run_chunk_until_stopped,
+    sigint_ignored,
+    visible_gpus,
+)
 from benchmark.execution.executors.options import ExecOptions
 from benchmark.execution.executors.progress import wait_with_progress
-from benchmark.execution.worker import ChunkRequest, WorkerReport, run_chunk
+from benchmark.execution.worker import ChunkRequest, WorkerReport
 from benchmark.results.job import Job
 
 
@@ -46,7 +49,7 @@ class DeviceGroups:
         context = multiprocessing.get_context("spawn")
         reports, ranks = context.Queue(), []
         try:
-            with _sigint_ignored():  # the children inherit the ignored SIGINT: Ctrl-C is the parent's to handle
+            with sigint_ignored():  # the children inherit the ignored SIGINT: Ctrl-C is the parent's to handle
                 for group in range(groups):
                     port = _free_port()
                     for rank in range(size):
@@ -62,13 +65,13 @@ class DeviceGroups:
                 _drain(reports, report)
                 for leader, group in zip(leaders, _groups(ranks, size)):
                     if not leader.is_alive():  # its followers have nothing left to do, or are stuck
-                        _end_processes([r for r in group[1:] if r.is_alive()], workdir, lambda _: None)
+                        end_processes([r for r in group[1:] if r.is_alive()], workdir, lambda _: None)
                 return not any(r.is_alive() for r in ranks)
 
             wait_with_progress(pending, workdir, finished, desc="jobs")
             _drain(reports, report)
         except BaseException:  # Ctrl-C or SIGTERM, most often
-            _end_processes([r for r in ranks if r.is_alive()], workdir, log)
+            end_processes([r for r in ranks if r.is_alive()], workdir, log)
             raise
         if any(leader.exitcode != 0 for leader in ranks[::size]):
             log("a group's rank 0 ended early (killed, or out of memory); its unfinished jobs stay pending")
@@ -108,15 +111,7 @@ def _run_rank(request: ChunkRequest, env: dict[str, str], log_dir: str, reports)
     """One rank: its place in the world and its GPU before CUDA starts, its output to its own log;
     rank 0 sends back the report. SIGTERM ends it once training state is saved."""
     os.environ.update(env)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    handle_sigterm()
-    handle = open(Path(log_dir) / f"worker-{os.getpid()}-rank{env['RANK']}.log", "a", buffering=1, encoding="utf-8")
-    os.dup2(handle.fileno(), 1)
-    os.dup2(handle.fileno(), 2)
-    sys.stdout = sys.stderr = handle
-    try:
-        report = run_chunk(request)
-    except Terminated:
-        exit_now(EXIT_TERMINATED)
+    become_worker(Path(log_dir) / f"worker-{os.getpid()}-rank{env['RANK']}.log")
+    report = run_chunk_until_stopped(request)
     if env["RANK"] == "0":
         reports.put(report)

@@ -73,8 +73,8 @@ class WorkerPool:
         pool = ProcessPoolExecutor(self.options.jobs, mp_context=context, initializer=_start_worker,
                                    initargs=(slots, str(logs)))
         try:
-            with _sigint_ignored():  # workers start (on submit) ignoring it, and inherit that
-                futures = [pool.submit(_run_chunk_in_pool, request) for request in requests]
+            with sigint_ignored():  # workers start (on submit) ignoring it, and inherit that
+                futures = [pool.submit(run_chunk_until_stopped, request) for request in requests]
             _collect(futures, pending, workdir, report, log)
         except BaseException:  # Ctrl-C, most often
             _stop(pool, workdir, log)
@@ -105,7 +105,7 @@ def _collect(futures, pending: list[Job], workdir: Workdir, report: WorkerReport
 
 
 @contextmanager
-def _sigint_ignored() -> Iterator[None]:
+def sigint_ignored() -> Iterator[None]:
     """SIGINT ignored while worker processes start: an ignored signal stays ignored across exec,
     so a Ctrl-C in the terminal, which reaches the whole process group, reaches only the
     parent, which stops the workers itself. (A Ctrl-C in these milliseconds is lost.)"""
@@ -121,11 +121,11 @@ def _sigint_ignored() -> Iterator[None]:
 
 def _stop(pool: ProcessPoolExecutor, workdir: Workdir, log) -> None:
     """End the workers now rather than after their chunks, which would run on unattended."""
-    _end_processes(list((getattr(pool, "_processes", None) or {}).values()), workdir, log)
+    end_processes(list((getattr(pool, "_processes", None) or {}).values()), workdir, log)
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _end_processes(workers: list, workdir: Workdir, log) -> None:
+def end_processes(workers: list, workdir: Workdir, log) -> None:
     """SIGTERM: a worker in training saves its state at the next step boundary and exits; one that
     has not exited within ``STOP_GRACE_S`` is killed (its last saved state stays). The kernel drops
     their claims, and the temp file of a write one was in the middle of is swept here, so nothing
@@ -143,8 +143,8 @@ def _end_processes(workers: list, workdir: Workdir, log) -> None:
     sweep_partial_writes(workdir, log)
 
 
-def _run_chunk_in_pool(request: ChunkRequest) -> WorkerReport:
-    """A pool worker's chunk; SIGTERM (the parent stopping it) ends the process once training
+def run_chunk_until_stopped(request: ChunkRequest) -> WorkerReport:
+    """A worker process's chunk; SIGTERM (the parent stopping it) ends the process once training
     state is saved, without a traceback: the parent is already on its way out."""
     try:
         return run_chunk(request)
@@ -164,14 +164,19 @@ def exit_now(code: int) -> None:
 
 
 def _start_worker(slots, log_dir: str) -> None:
-    """Ignore Ctrl-C (the parent's to handle), stop on SIGTERM at a safe point, take a GPU before
-    CUDA starts, and send this worker's output to its own log file."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    handle_sigterm()
+    """Take a GPU before CUDA starts, then become a worker (see ``become_worker``)."""
     gpu = slots.get()
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    handle = open(Path(log_dir) / f"worker-{os.getpid()}.log", "a", buffering=1, encoding="utf-8")
+    become_worker(Path(log_dir) / f"worker-{os.getpid()}.log")
+
+
+def become_worker(log_file: Path) -> None:
+    """Ignore Ctrl-C (the parent's to handle), stop on SIGTERM at a safe point, and send this
+    process's output to its own log file."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    handle_sigterm()
+    handle = open(log_file, "a", buffering=1, encoding="utf-8")
     os.dup2(handle.fileno(), 1)
     os.dup2(handle.fileno(), 2)
     sys.stdout = sys.stderr = handle
