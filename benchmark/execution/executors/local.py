@@ -146,10 +146,19 @@ def end_processes(workers: list, workdir: Workdir, log) -> None:
 def run_chunk_until_stopped(request: ChunkRequest) -> WorkerReport:
     """A worker process's chunk; SIGTERM (the parent stopping it) ends the process once training
     state is saved, without a traceback: the parent is already on its way out."""
+    handle_sigterm()  # inside a chunk: stop at a safe point, with training state saved
     try:
         return run_chunk(request)
     except Terminated:
         exit_now(EXIT_TERMINATED)
+    finally:
+        signal.signal(signal.SIGTERM, _exit_quietly)
+
+
+def _exit_quietly(signum, frame) -> None:
+    """SIGTERM to a worker between chunks (idle in its pool's queue): nothing to save, so exit at
+    once; raising there would print a traceback from the pool's own loop."""
+    exit_now(EXIT_TERMINATED)
 
 
 def exit_now(code: int) -> None:
@@ -172,10 +181,10 @@ def _start_worker(slots, log_dir: str) -> None:
 
 
 def become_worker(log_file: Path) -> None:
-    """Ignore Ctrl-C (the parent's to handle), stop on SIGTERM at a safe point, and send this
-    process's output to its own log file."""
+    """Ignore Ctrl-C (the parent's to handle), exit on SIGTERM (at a safe point while a chunk runs),
+    and send this process's output to its own log file."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    handle_sigterm()
+    signal.signal(signal.SIGTERM, _exit_quietly)  # ``run_chunk_until_stopped`` raises it inside a chunk
     handle = open(log_file, "a", buffering=1, encoding="utf-8")
     os.dup2(handle.fileno(), 1)
     os.dup2(handle.fileno(), 2)
