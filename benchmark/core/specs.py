@@ -16,7 +16,8 @@ Domain = Literal["ct", "mri", "xray", "natural"]
 TaskKind = Literal["classification", "multilabel", "segmentation"]
 PretrainingDomain = Literal["ct", "natural", "none", "mixed"]
 CheckpointFormat = Literal[
-    "timm", "safetensors", "torchvision", "solo-learn", "lightly", "study", "radimagenet", "radiologynet"
+    "timm", "safetensors", "torchvision", "solo-learn", "lightly", "study", "radimagenet", "radiologynet",
+    "transformers", "open_clip", "dinov2", "mae", "beit",
 ]
 Profile = Literal["demo", "paper"]
 # The references every checkpoint is compared with on the leaderboard (Welch's t-test and relative
@@ -124,6 +125,9 @@ class TrainingRecipe(_Strict):
                                                "split, or the last epoch as the study did")
     max_steps: Optional[int] = Field(None, ge=1, description="stop after this many optimizer steps (demo budget)")
     head_bias: bool = Field(True, description="the new linear head has a bias (the study's has none)")
+    layer_decay: Optional[float] = Field(None, gt=0, le=1, description="layer-wise learning-rate decay: "
+                                         "block k of n trains at lr * decay**(n - k), by timm's grouping of "
+                                         "the backbone (ViT finetuning); None: one rate for all")
     augmentation: Augmentation = Field(default_factory=Augmentation)
 
 
@@ -204,11 +208,17 @@ def validate_scale(scale: float) -> float:
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's, which open_clip and BiomedCLIP keep
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # How raw slice values become [0, 1]: the task's own display mapping (its HU windows, or its
 # scaling for other modalities), a per-slice min-max over the whole slice (the study's), or the
 # convention's own HU windows.
 Intensity = Literal["task", "minmax", "windows"]
 Interpolation = Literal["area", "bilinear", "bicubic", "nearest-exact"]
+# How a network's output becomes one feature vector: the architecture's own pooling (timm's default:
+# global average for CNNs, the class token for most ViTs), the class token, the mean of the patch
+# tokens, or both concatenated (DINOv2's linear evaluation).
+Pooling = Literal["model", "token", "avg", "token+avg"]
 
 
 class InputConvention(_Strict):
@@ -234,6 +244,8 @@ class InputConvention(_Strict):
                                                   "order); False: map at full resolution, then resize")
     mean: Optional[tuple[float, ...]] = Field(IMAGENET_MEAN, description="None: no standardisation")
     std: Optional[tuple[float, ...]] = Field(IMAGENET_STD, description="None: no standardisation")
+    pooling: Pooling = Field("model", description="how the backbone's output becomes one feature vector; "
+                             "token pooling needs a transformer")
 
     @model_validator(mode="after")
     def _consistent(self) -> "InputConvention":
@@ -273,6 +285,16 @@ INPUT_CONVENTIONS: dict[str, InputConvention] = {
                                   windows=[Window(center=40, width=400), Window(center=-600, width=1500),
                                            Window(center=400, width=1800)],
                                   intensity_by_domain=_OTHER_MODALITIES_BY_TASK),
+    # DINOv2 (and RAD-DINO): ImageNet statistics, bicubic resize, and the class token concatenated
+    # with the mean patch token, as DINOv2's own linear evaluation reads its features.
+    "dinov2": InputConvention(name="dinov2", interpolation="bicubic", pooling="token+avg"),
+    # CLIP towers (OpenAI CLIP, open_clip, BiomedCLIP): CLIP's own statistics, bicubic resize, the
+    # class token (the embedding CLIP's projection reads).
+    "clip": InputConvention(name="clip", interpolation="bicubic", pooling="token",
+                            mean=CLIP_MEAN, std=CLIP_STD),
+    # ViTs finetuned from MAE and BEiT are evaluated on the mean of their patch tokens (their papers'
+    # linear probes and finetuning heads pool that way).
+    "imagenet_rgb_avg": InputConvention(name="imagenet_rgb_avg", interpolation="bicubic", pooling="avg"),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from benchmark.core.specs import DEFAULT_SEEDS, Augmentation, Preprocessing, TrainingRecipe
+from benchmark.evaluation.recipes import transformer_recipe
 
 # The demo's training budget: every training job takes the same number of optimizer steps,
 # so a job costs the same few seconds at every data scale (larger budgets see more distinct
@@ -30,9 +31,11 @@ class ProfileSettings:
     def preprocessing(self, task_default: Preprocessing) -> Preprocessing:
         return task_default.model_copy(update={"size": self.image_size})
 
-    def training(self, task_recipe: TrainingRecipe) -> TrainingRecipe:
-        """The task's recipe, less what this profile overrides (class weights always stay)."""
-        return TrainingRecipe.model_validate({**task_recipe.model_dump(), **self.training_overrides})
+    def training(self, task_recipe: TrainingRecipe, transformer: bool = False) -> TrainingRecipe:
+        """The task's recipe (a transformer's: with ViT finetuning's optimiser, see ``transformer_recipe``),
+        less what this profile overrides (class weights always stay)."""
+        family = transformer_recipe(task_recipe) if transformer else {}
+        return TrainingRecipe.model_validate({**task_recipe.model_dump(), **family, **self.training_overrides})
 
 
 PROFILES = {

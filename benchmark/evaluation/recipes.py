@@ -40,3 +40,12 @@ STUDY_RECIPES: dict[str, TrainingRecipe] = {
 def study_recipe(family: str, **changes) -> TrainingRecipe:
     """A family's recipe, e.g. LiTS without its 3-class weights for a binary LiTS task."""
     return STUDY_RECIPES[family].model_copy(update=changes)
+
+
+def transformer_recipe(recipe: TrainingRecipe) -> dict:
+    """What finetuning a transformer changes in a task's recipe: MAE's and BEiT's AdamW with weight
+    decay 0.05, layer-wise learning-rate decay 0.65, and the base rate 5e-4 scaled by batch / 256
+    (MAE's ViT-B finetuning). The study trained only ResNets, so its recipes stay as they are for
+    every CNN; a transformer under the study's LARS at 0.01 would not train. Departure: no warm-up
+    epochs, which those recipes add (the schedules here are the study's per-epoch decays)."""
+    return {"optimizer": "adamw", "lr": 5e-4 * recipe.batch_size / 256, "weight_decay": 0.05, "layer_decay": 0.65}

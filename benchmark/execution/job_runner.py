@@ -94,18 +94,20 @@ def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSe
 
 
 def convention_for(checkpoint: CheckpointSpec, forced: str | None) -> InputConvention:
-    """The checkpoint's own input convention, or the run's forced one (keeping the network's channel count)."""
+    """The checkpoint's own input convention, or the run's forced one (keeping the network's channel count
+    and pooling: the ablation is of the input, and the network is built once per checkpoint)."""
     if not forced:
         return checkpoint.input
-    return input_convention(forced).model_copy(update={"channels": checkpoint.input.channels})
+    return input_convention(forced).model_copy(update={"channels": checkpoint.input.channels,
+                                                       "pooling": checkpoint.input.pooling})
 
 
 class CheckpointModel:
     """A checkpoint's model, read from its file once per run and handed out as fresh copies,
     so that a job that trains never starts from another job's weights."""
 
-    def __init__(self, spec: CheckpointSpec):
-        self.spec = spec
+    def __init__(self, spec: CheckpointSpec, img_size: int | None = None):
+        self.spec, self.img_size = spec, img_size
         self._model = None
         self.load_record: dict | None = None  # how the checkpoint file was mapped onto the model
 
@@ -116,7 +118,7 @@ class CheckpointModel:
             from benchmark.models.load import load_backbone
 
             with torch.random.fork_rng(devices=[]):
-                self._model = load_backbone(self.spec)
+                self._model = load_backbone(self.spec, self.img_size)
             self.load_record = self._model.ctbench_load
         return copy.deepcopy(self._model)
 
@@ -198,7 +200,7 @@ class JobRunner:
 
     def _model(self, name: str) -> CheckpointModel:
         if name not in self._models:
-            self._models[name] = CheckpointModel(self.checkpoints[name])
+            self._models[name] = CheckpointModel(self.checkpoints[name], self.profile.image_size)
         return self._models[name]
 
     def _features_for(self, model: CheckpointModel, data: TaskData, pipeline: InputPipeline,

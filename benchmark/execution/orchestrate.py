@@ -13,9 +13,11 @@ from typing import Callable
 from benchmark.core.errors import JobError
 from benchmark.core.specs import RunSpec
 from benchmark.core.workdir import Workdir
+from benchmark.evaluation.profiles import PROFILES
 from benchmark.execution.executors import ExecOptions, executor_for
 from benchmark.execution.grid import plan
 from benchmark.execution.jobstate import JobState, sweep_partial_writes
+from benchmark.execution.preflight import check_input_size
 from benchmark.results.job import Job
 from benchmark.results.store import ResultStore
 
@@ -47,6 +49,8 @@ def run(spec: RunSpec, workdir: Workdir, log: Log = print, options: ExecOptions 
     summary, pending = _select(jobs, store, state.failures(), options.retry_failed, log)
     if not pending:
         return summary
+    check_input_size([grid.checkpoints[name] for name in sorted({j.checkpoint for j in pending})],
+                     PROFILES[spec.profile].image_size, log)
     report = executor_for(options).run(pending, spec, workdir, grid.checkpoints, log)
     if report.submitted:
         summary.submitted = report.submitted

@@ -139,11 +139,24 @@ def _attempt(job: Job, runner: JobRunner, log_path: Path, debug: bool) -> Option
         except Exception as exc:  # noqa: BLE001 - one job's bug or OOM must not stop the grid
             if debug or is_disk_full(exc):  # a full disk stops the run: the job is not to blame
                 raise
-            error = str(exc) if isinstance(exc, CTBenchError) else f"{type(exc).__name__}: {exc}"
+            error = failure_line(job, exc)
             trace = traceback.format_exc()
             log.error("failed: %s\n%s", error, trace)
             return error, trace
     return None
+
+
+def failure_line(job: Job, exc: BaseException) -> str:
+    """One line naming the checkpoint, the task and the cause: a library's bare assertion (timm's
+    "Input height (64) doesn't match model (224).") says nothing of which job hit it, and an empty
+    one says nothing at all, so the place it was raised is added."""
+    cause = " ".join(str(exc).split())
+    if not isinstance(exc, CTBenchError):
+        cause = f"{type(exc).__name__}: {cause}" if cause else type(exc).__name__
+        frames = traceback.extract_tb(exc.__traceback__)
+        if isinstance(exc, AssertionError) and frames:
+            cause += f" (raised at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
+    return f"checkpoint {job.checkpoint} on task {job.task} ({job.protocol}): {cause}"
 
 
 @contextmanager

@@ -15,8 +15,9 @@ from benchmark.core.specs import CheckpointSpec
 from benchmark.models.formats import load_checkpoint
 
 
-def load_backbone(spec: CheckpointSpec) -> nn.Module:
-    """The spec's weights on their model, in eval mode; ``forward`` returns pooled features.
+def load_backbone(spec: CheckpointSpec, img_size: int | None = None) -> nn.Module:
+    """The spec's weights on their model built for ``img_size`` px input, in eval mode; ``forward``
+    returns features pooled as the spec's input convention says.
 
     The file goes through the adapter for ``spec.format``; the first conv is adapted to
     ``spec.input.channels`` when the file has another channel count. How the file was loaded
@@ -24,7 +25,8 @@ def load_backbone(spec: CheckpointSpec) -> nn.Module:
     """
     if spec.weights is None:
         raise CheckpointError(f"checkpoint {spec.name} has no weight file")
-    loaded = load_checkpoint(Path(spec.weights), arch=spec.arch, fmt=spec.format, in_chans=spec.input.channels)
+    loaded = load_checkpoint(Path(spec.weights), arch=spec.arch, fmt=spec.format, in_chans=spec.input.channels,
+                             img_size=img_size, pooling=spec.input.pooling)
     model = loaded.model
     model.ctbench_load = loaded.summary()
     return model

@@ -15,6 +15,7 @@ from benchmark.evaluation.inputs import InputPipeline
 from benchmark.evaluation.metrics import score
 from benchmark.evaluation.profiles import PROFILES, ProfileSettings
 from benchmark.evaluation.protocols.training_state import Checkpointing
+from benchmark.models.backbones import is_transformer
 
 if TYPE_CHECKING:  # importing slices pulls in MONAI, which a finished grid never needs
     from benchmark.data.slices import SliceSet
@@ -43,7 +44,7 @@ class JobContext:
 
     def recipe(self):
         """The task's recipe as the profile (and a run's epoch cap) adapts it."""
-        recipe = self.profile.training(self.task.training)
+        recipe = self.profile.training(self.task.training, transformer=is_transformer(self.checkpoint.arch))
         if self.max_epochs is not None and recipe.epochs > self.max_epochs:
             recipe = recipe.model_copy(update={"epochs": self.max_epochs})
         return recipe

@@ -46,6 +46,7 @@ from benchmark.core.specs import TrainingRecipe
 from benchmark.evaluation import distributed
 from benchmark.evaluation.accel import Accelerator, batches
 from benchmark.evaluation.protocols.feed import BatchFeed, SliceBatches
+from benchmark.evaluation.protocols.param_groups import param_groups
 from benchmark.evaluation.protocols.training_state import Checkpointing, rng_states, set_rng_states
 
 logger = logging.getLogger(__name__)
@@ -167,8 +168,7 @@ class _Training:
         self.device = data.accel.device
         self.net = distributed.wrap(model, self.device) if self.world.distributed else model
         self.batchnorm = distributed.batchnorm_layers(model) if self.world.distributed else []
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer, self.scaler = make_optimizer(trainable, recipe), data.accel.grad_scaler()
+        self.optimizer, self.scaler = make_optimizer(param_groups(model, recipe), recipe), data.accel.grad_scaler()
         self.schedule = make_schedule(self.optimizer, recipe)
         self.order_rng = torch.Generator().manual_seed(seed)
         self.max_steps = recipe.max_steps or np.inf

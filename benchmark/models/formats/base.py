@@ -36,6 +36,9 @@ class Extracted:
     dropped: dict[str, int] = field(default_factory=dict)
     arch: str | None = None
     arch_source: str = ""
+    #: timm constructor arguments the file's own config fixes beyond the architecture's name (a
+    #: transformers config.json's width and depth, for example)
+    model_kwargs: dict = field(default_factory=dict)
     method: str = ""
     notes: list[str] = field(default_factory=list)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect as pyinspect
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,15 @@ from benchmark.core.hashing import file_sha256
 from benchmark.models.backbones import create_backbone
 from benchmark.models.formats.base import Extracted, Format
 from benchmark.models.formats.detect import detect_format
-from benchmark.models.formats.keys import KeyReport, compare, infer_resnet, non_finite, parameter_count, shorten
+from benchmark.models.formats.keys import (
+    KeyReport,
+    compare,
+    infer_resnet,
+    non_finite,
+    parameter_count,
+    shape_str,
+    shorten,
+)
 from benchmark.models.formats.registry import CHECKPOINT_FORMATS, get_format
 from benchmark.models.formats.safe_load import read_object
 
@@ -37,21 +46,25 @@ class Prepared:
     method: str = ""
     notes: list[str] = field(default_factory=list)
     arch_conflict: str | None = None
+    resampled: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
         """JSON-ready record of how the file was loaded (provenance)."""
         return {"path": str(self.path), "format": self.format, "format_reason": self.format_reason,
                 "arch": self.arch, "arch_source": self.arch_source, "arch_conflict": self.arch_conflict,
-                "method": self.method,
+                "method": self.method, "build": getattr(self.model, "ctbench_build", {}),
+                "resampled": list(self.resampled),
                 "keys": self.report.as_dict(), "input_conv": dict(self.input_conv),
                 "input_hint": CHECKPOINT_FORMATS[self.format].hint(),
                 "input_convention": CHECKPOINT_FORMATS[self.format].convention.model_dump(mode="json"),
                 "notes": list(self.notes)}
 
 
-def prepare(path: Path | str, arch: str | None = None, fmt: str | None = None,
-            in_chans: int | None = None) -> Prepared:
-    """Read ``path`` safely and map it onto ``arch``; mismatches are reported, not raised."""
+def prepare(path: Path | str, arch: str | None = None, fmt: str | None = None, in_chans: int | None = None,
+            img_size: int | None = None, pooling: str = "model") -> Prepared:
+    """Read ``path`` safely and map it onto ``arch`` built for ``img_size`` px input (its native size when
+    None); mismatches are reported, not raised. Position embeddings (and other size-bound tensors) saved
+    at another size are resampled by timm's own checkpoint filter for the family, and listed."""
     path = Path(path)
     obj, notes = read_object(path)
     if fmt is None:
@@ -63,11 +76,33 @@ def prepare(path: Path | str, arch: str | None = None, fmt: str | None = None,
     arch, arch_source, conflict = _architecture(path, arch, extracted, form)
     model_name = form.model_name(arch, path)
     file_chans = _first_conv_channels(extracted, model_name)
-    model = _build(model_name, in_chans or file_chans or 3, path)
+    model = _build(model_name, in_chans or file_chans or 3, path, img_size, pooling, extracted.model_kwargs)
+    extracted.state, resampled = resample(extracted.state, model)
     report, kept, input_conv = match(extracted, model)
     return Prepared(path=path, format=fmt, format_reason=reason, arch=arch, arch_source=arch_source, model=model,
                     state=kept, report=report, input_conv=input_conv, non_finite=non_finite(kept),
-                    method=extracted.method, notes=notes + extracted.notes, arch_conflict=conflict)
+                    method=extracted.method, notes=notes + extracted.notes + model.ctbench_build["notes"],
+                    arch_conflict=conflict, resampled=resampled)
+
+
+def resample(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Tensors whose shape depends on the input size (a ViT's ``pos_embed``, a Swin's relative position
+    tables), brought to ``model``'s size by the ``checkpoint_filter_fn`` timm keeps beside the model class,
+    as timm itself does when it loads pretrained weights at another ``img_size``. Only keys whose shape
+    differs are taken from the filter (it may also convert other layouts; that is a format's job, with
+    its own evidence); each is listed as ``key: old -> new``."""
+    expected = model.state_dict()
+    mismatched = [k for k, v in state.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    filter_fn = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
+    if not mismatched or filter_fn is None:
+        return state, []
+    try:
+        filtered = filter_fn(dict(state), model)
+    except Exception:  # noqa: BLE001 - a filter that cannot take the file leaves the mismatch to the key report
+        return state, []
+    fixed = [k for k in mismatched if k in filtered and tuple(filtered[k].shape) == tuple(expected[k].shape)]
+    record = [f"{k}: {shape_str(state[k].shape)} -> {shape_str(expected[k].shape)}" for k in fixed]
+    return {**state, **{k: filtered[k].contiguous() for k in fixed}}, record
 
 
 def match(extracted: Extracted, model: nn.Module) -> tuple[KeyReport, dict[str, torch.Tensor], dict]:
@@ -80,10 +115,10 @@ def match(extracted: Extracted, model: nn.Module) -> tuple[KeyReport, dict[str, 
     return report, kept, input_conv
 
 
-def load_checkpoint(path: Path | str, arch: str | None = None, fmt: str | None = None,
-                    in_chans: int | None = None) -> Prepared:
+def load_checkpoint(path: Path | str, arch: str | None = None, fmt: str | None = None, in_chans: int | None = None,
+                    img_size: int | None = None, pooling: str = "model") -> Prepared:
     """Like :func:`prepare`, but every mismatch or non-finite weight is a CheckpointError; the model is loaded, eval()."""
-    prepared = prepare(path, arch, fmt, in_chans)
+    prepared = prepare(path, arch, fmt, in_chans, img_size, pooling)
     target = f"{prepared.arch} ({prepared.format})"
     if prepared.arch_conflict:
         raise CheckpointError(prepared.arch_conflict, prepared.path)
@@ -99,9 +134,10 @@ def load_checkpoint(path: Path | str, arch: str | None = None, fmt: str | None =
     return prepared
 
 
-def inspect_checkpoint(path: Path | str, arch: str | None = None, fmt: str | None = None) -> dict:
+def inspect_checkpoint(path: Path | str, arch: str | None = None, fmt: str | None = None,
+                       img_size: int | None = None) -> dict:
     """A JSON-ready report on ``path``; raises only for unreadable or unsafe files (or an unknowable arch)."""
-    prepared = prepare(path, arch, fmt)
+    prepared = prepare(path, arch, fmt, img_size=img_size)
     summary = prepared.summary()
     summary.update(sha256=file_sha256(prepared.path), parameters=parameter_count(prepared.state),
                    model_parameters=sum(p.numel() for p in prepared.model.parameters()),
@@ -139,9 +175,10 @@ def _first_conv_channels(extracted: Extracted, model_name: str) -> int | None:
     return int(weight.shape[1]) if weight is not None and weight.ndim == 4 else None
 
 
-def _build(model_name: str, in_chans: int, path: Path) -> nn.Module:
+def _build(model_name: str, in_chans: int, path: Path, img_size: int | None, pooling: str,
+           model_kwargs: dict) -> nn.Module:
     try:
-        return create_backbone(model_name, in_chans)
+        return create_backbone(model_name, in_chans, img_size, pooling, **model_kwargs)
     except CheckpointError as exc:
         raise CheckpointError(str(exc), path) from None
 
