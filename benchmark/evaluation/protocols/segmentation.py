@@ -1,12 +1,12 @@
-"""``seg-linear`` and ``seg-finetune``: a U-Net decoder on the backbone's feature pyramid.
+"""``seg-linear`` and ``seg-finetune``: a U-Net on the backbone's feature pyramid, or a DPT on a ViT's tokens.
 
-The U-Net is segmentation-models-pytorch's, with a ``tu-<arch>`` encoder: timm's
-``features_only`` view of the same architecture, into which the checkpoint's weights are
-loaded (every encoder key must be filled). ``seg-linear`` is the study's linear
-evaluation for segmentation in the field's standard form: the decoder trains on a frozen
-encoder in eval mode, whose weights and BatchNorm statistics stay bit-identical.
-``seg-finetune`` trains everything. ``seg-linear-study`` (study_linear.py) is the study's own
-variant: the encoder's weights frozen but its BatchNorm in train mode.
+Both are segmentation-models-pytorch's, with a ``tu-<arch>`` encoder: timm's view of the same
+architecture, built as the backbone was, into which the checkpoint's weights are loaded, every
+encoder key filled (seg_models.py: which decoder, and how the keys map). ``seg-linear`` is the
+study's linear evaluation for segmentation in the field's standard form: the decoder trains on
+a frozen encoder in eval mode (no dropout, no drop-path), whose weights and BatchNorm statistics
+stay bit-identical. ``seg-finetune`` trains everything. ``seg-linear-study`` (study_linear.py) is
+the study's own variant: the encoder's weights frozen but its BatchNorm in train mode.
 """
 from __future__ import annotations
 
@@ -24,21 +24,15 @@ from benchmark.evaluation.protocols.feed import SliceBatches, predict
 from benchmark.evaluation.protocols.trainer import check_frozen, fit, parameters_sha256
 
 
-def build_unet(backbone: nn.Module, arch: str, in_channels: int, n_classes: int,
-               decoder_channels: tuple[int, ...]) -> tuple[nn.Module, dict]:
-    import segmentation_models_pytorch as smp  # imported per job type: a linear-only run never needs it
+def build_segmenter(backbone: nn.Module, arch: str, in_channels: int, n_classes: int,
+                    decoder_channels: tuple[int, ...], dpt_features: int = 256) -> tuple[nn.Module, dict]:
+    """A U-Net, or a DPT for a single-stride transformer (seg_models.py), with the backbone's weights."""
+    from benchmark.evaluation.protocols import seg_models  # imports smp: a linear-only run never needs it
 
-    try:
-        unet = smp.Unet(encoder_name=f"tu-{arch}", encoder_weights=None, in_channels=in_channels,
-                        classes=n_classes, decoder_channels=decoder_channels)
-    except (RuntimeError, ValueError, KeyError, AttributeError) as exc:
-        raise JobError(f"architecture {arch} has no feature pyramid for a U-Net encoder ({exc})") from None
-    missing, unexpected = unet.encoder.model.load_state_dict(backbone.state_dict(), strict=False)
-    if missing:
-        raise JobError(f"the U-Net encoder of {arch} has {len(missing)} keys the checkpoint does not fill, "
-                       f"e.g. {missing[:3]}")
-    return unet, {"decoder": "smp.Unet", "encoder": f"tu-{arch}", "decoder_channels": list(decoder_channels),
-                  "unused_backbone_keys": len(unexpected)}
+    return seg_models.build(backbone, arch, in_channels, n_classes, decoder_channels, dpt_features)
+
+
+build_unet = build_segmenter  # the name it had when every encoder got a U-Net
 
 
 class _Segmentation(Protocol):
@@ -49,8 +43,8 @@ class _Segmentation(Protocol):
 
     def run(self, ctx: JobContext) -> Outcome:
         task, recipe = ctx.task, ctx.recipe()
-        unet, record = build_unet(ctx.model(), ctx.checkpoint.arch, ctx.inputs.convention.channels,
-                                  len(task.class_names), ctx.profile.decoder_channels)
+        unet, record = build_segmenter(ctx.model(), ctx.checkpoint.arch, ctx.inputs.convention.channels,
+                                       len(task.class_names), ctx.profile.decoder_channels, ctx.profile.dpt_features)
         encoder_before = state_sha256(unet.encoder)
         if self.freeze_encoder:
             unet.encoder.requires_grad_(False)
