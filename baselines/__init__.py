@@ -46,6 +46,12 @@ _BASELINES = (
                             method="simclr", data="embedded natural-image crops", demo=True, baseline_role="natural",
                             description="SimCLR on crops of shipped photographs: the ImageNet stand-in"),
              demo_simclr.materialize),
+    # A transformer beside the demo's ResNets: timm's test_vit (patch 16, width 64, 6 blocks, 0.3M parameters,
+    # about test_resnet's cost per job), randomly initialised, so the demo exercises every protocol on a ViT.
+    Baseline(CheckpointSpec(name="random-vit", arch="test_vit", pretraining_domain="none", method="random-init",
+                            data="none", demo=True,
+                            description=f"timm default initialisation of test_vit, torch seed {RANDOM_INIT_SEED}"),
+             random_init.materialize),
     Baseline(CheckpointSpec(name="random-resnet50", arch="resnet50", pretraining_domain="none", method="random-init",
                             data="none", baseline_role="random", input=STUDY_INPUT,
                             description=f"timm default initialisation, torch seed {RANDOM_INIT_SEED}; fed the "

@@ -28,7 +28,7 @@ def test_default_run_covers_every_checkpoint_and_embedded_task_then_resumes(tmp_
             "phantom-liver-segmentation"} <= {t for t, _ in pairs}
     assert ("phantom-liver-segmentation", "seg-finetune") in pairs and ("phantom-body-region", "finetune") in pairs
     demo = [e.name for e in checkpoint_registry() if e.obj.demo]
-    assert {"random", "demo-ct-simclr", "demo-natural-simclr"} <= set(demo)
+    assert {"random", "demo-ct-simclr", "demo-natural-simclr", "random-vit"} <= set(demo)
     for task, _ in pairs:
         assert f'data-task="{task}"' in html
     for checkpoint in demo:

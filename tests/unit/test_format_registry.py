@@ -77,12 +77,12 @@ def test_baselines_carry_their_leaderboard_role():
     roles = {spec.name: spec.baseline_role for spec in builtin_checkpoints()}
     assert roles == {"random": "random", "random-resnet50": "random", "imagenet": "natural",
                      "demo-natural-simclr": "natural", "demo-ct-simclr": None, "radnet": None,
-                     "imagenet-simclr": "natural"}
+                     "imagenet-simclr": "natural", "random-vit": None}
 
 
 def test_materializers_by_baseline():
     made = {spec.name: materializer(spec.name) for spec in builtin_checkpoints()}
     assert {name for name, make in made.items() if make} == {"random", "random-resnet50", "demo-ct-simclr",
-                                                            "demo-natural-simclr"}
+                                                            "demo-natural-simclr", "random-vit"}
     assert materializer("imagenet", allow_download=True) is not None and materializer("radnet", True) is None
     assert materializer("not-a-baseline", True) is None
