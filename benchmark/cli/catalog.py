@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
     checkpoints = checkpoints_parser.add_subparsers(dest="action", required=True)
     add_workdir(checkpoints.add_parser("list", help="registered and submitted checkpoints"))
     inspect_file = checkpoints.add_parser("inspect", help="format, keys, sha256 and finiteness of a checkpoint file")
-    inspect_file.add_argument("file", type=Path)
+    inspect_file.add_argument("file", type=Path, help="a checkpoint file or a model folder")
     inspect_file.add_argument("--arch", help="timm architecture (default: inferred)")
     inspect_file.add_argument("--format", help=FORMAT_HELP)
     inspect_file.add_argument("--json", action="store_true")
@@ -89,9 +89,9 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from benchmark.models.formats import inspect_checkpoint
+    from benchmark.models.formats import inspect_checkpoint, resolve_weight_file
 
-    report = inspect_checkpoint(args.file, arch=args.arch, fmt=args.format)
+    report = inspect_checkpoint(resolve_weight_file(args.file), arch=args.arch, fmt=args.format)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -110,8 +110,9 @@ def describe_convention(convention: dict) -> str:
     order = "resize, then map" if convention.get("resize_first") else "map, then resize"
     stats = (f"mean {list(convention['mean'])}, std {list(convention['std'])}" if convention.get("mean") is not None
              else "no mean/std")
+    pooling = f", pooling {convention['pooling']}" if convention.get("pooling", "model") != "model" else ""
     return (f"{convention.get('name')}: intensity {convention.get('intensity')}, {convention.get('channels')} channels, "
-            f"{convention.get('interpolation')} {order}, {stats}")
+            f"{convention.get('interpolation')} {order}, {stats}{pooling}")
 
 
 def _print_inspection(report: dict) -> None:
@@ -123,7 +124,7 @@ def _print_inspection(report: dict) -> None:
     print(f"parameters:   {report['parameters']:,}")
     print(f"finite:       {'yes' if report['finite'] else 'NO'}")
     if "input_convention" in report:
-        print(f"input:        {describe_convention(report['input_convention'])} (the format's default; "
+        print(f"input:        {describe_convention(report['input_convention'])} (this file's default; "
               "submit --input-convention NAME sets another)")
     print(f"keys:         {keys['matched']} matched, {len(keys['missing'])} missing, "
           f"{len(keys['unexpected'])} unexpected, {len(keys.get('ignored_head', []))} head keys ignored")

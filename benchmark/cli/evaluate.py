@@ -58,7 +58,8 @@ def add_parser(sub) -> None:
     run.set_defaults(handler=cmd_run)
 
     submit = sub.add_parser("submit", help="evaluate a checkpoint file on the suite and put it on the leaderboard")
-    submit.add_argument("file", type=Path)
+    submit.add_argument("file", type=Path, help="the checkpoint file, or a model folder (transformers' config.json "
+                        "beside model.safetensors or pytorch_model.bin; the file is what is recorded)")
     submit.add_argument("--name", required=True)
     submit.add_argument("--arch", required=True, help="timm architecture, e.g. resnet50")
     submit.add_argument("--format", help=FORMAT_HELP)
@@ -67,8 +68,8 @@ def add_parser(sub) -> None:
     submit.add_argument("--data", dest="pretraining_data", default="", help="what it was pretrained on")
     submit.add_argument("--input-channels", type=int, default=3)
     submit.add_argument("--input-convention", choices=CONVENTION_NAMES,
-                        help="how the checkpoint was pretrained to see its input (default: its format's: "
-                        "minmax_grey3 for the study's encoders, imagenet_rgb for most)")
+                        help="how the checkpoint was pretrained to see its input (default: the file's, by its format: "
+                        "minmax_grey3 for the study's encoders, dinov2, clip, imagenet_rgb for most)")
     submit.add_argument("--mean", type=numbers(float), help="input normalisation (default: the convention's)")
     submit.add_argument("--std", type=numbers(float))
     submit.add_argument("--task-data", type=name_path, action="append", default=[], metavar="TASK=DIR")
@@ -250,12 +251,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                     None if analysis_task == "none" else analysis_task)
 
 
-def _convention(args: argparse.Namespace, fmt: str) -> InputConvention:
-    """The named convention, or the format's own (the study's encoders saw min-max grey, RadImageNet
-    caffe-style BGR means); --mean/--std override its statistics."""
-    from benchmark.models.formats import CHECKPOINT_FORMATS
-
-    convention = INPUT_CONVENTIONS[args.input_convention] if args.input_convention else CHECKPOINT_FORMATS[fmt].convention
+def _convention(args: argparse.Namespace, own: InputConvention) -> InputConvention:
+    """The named convention, or the file's own (the study's encoders saw min-max grey, RadImageNet
+    caffe-style BGR means, a transformers folder its preprocessor_config.json's); --mean/--std override
+    its statistics."""
+    convention = INPUT_CONVENTIONS[args.input_convention] if args.input_convention else own
     changes: dict = {"channels": args.input_channels}
     if args.mean or args.std:
         if not (args.mean and args.std):
@@ -268,11 +268,11 @@ def _convention(args: argparse.Namespace, fmt: str) -> InputConvention:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from benchmark.models.formats import load_checkpoint
+    from benchmark.models.formats import load_checkpoint, resolve_weight_file
 
     workdir = Workdir.resolve(args.workdir)
     options = exec_options(args)
-    path = args.file.expanduser().resolve()
+    path = resolve_weight_file(args.file.expanduser().resolve())  # a model folder: its weight file, hashed
     if not path.is_file():
         raise ConfigError("checkpoint file does not exist", path)
     sha = file_sha256(path)
@@ -284,7 +284,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     prepared = load_checkpoint(path, args.arch, args.format, in_chans=args.input_channels)
     spec = CheckpointSpec(name=args.name, arch=args.arch, weights=path, sha256=sha, format=prepared.format,
                           pretraining_domain=args.pretraining_domain, method=args.method or prepared.method,
-                          data=args.pretraining_data, input=_convention(args, prepared.format))
+                          data=args.pretraining_data, input=_convention(args, prepared.convention))
     is_new = record_submission(workdir.submissions, spec)
     info(f"{'submitted' if is_new else 'already submitted (same sha256): reusing finished jobs of'} "
          f"{spec.name} (format {spec.format}: {prepared.format_reason}; sha256 {sha[:12]})")

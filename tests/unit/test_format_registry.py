@@ -32,7 +32,8 @@ def test_every_spec_format_value_validates_and_resolves():
 
 def test_unknown_format_lists_the_known_ones_in_order():
     with pytest.raises(CheckpointError, match="unknown checkpoint format 'keras'; known: timm, safetensors, "
-                                              "torchvision, solo-learn, lightly, study, radimagenet, radiologynet"):
+                                              "torchvision, solo-learn, lightly, study, radimagenet, radiologynet, "
+                                              "transformers, open_clip, dinov2, mae, beit"):
         get_format("keras", Path("w.pth"))
 
 
@@ -40,8 +41,8 @@ def test_detection_rules_have_one_order_and_timm_comes_last():
     priorities = [rule.priority for rule, _ in DETECTION_RULES]
     assert priorities == sorted(set(priorities))
     assert [fmt.name for _, fmt in DETECTION_RULES] == [
-        "radiologynet", "lightly", "lightly", "solo-learn", "solo-learn", "study", "solo-learn", "radimagenet",
-        "safetensors", "timm"]
+        "transformers", "radiologynet", "open_clip", "open_clip", "lightly", "lightly", "solo-learn", "solo-learn",
+        "study", "solo-learn", "radimagenet", "dinov2", "mae", "beit", "safetensors", "timm"]
 
 
 def test_every_format_hints_its_input_convention():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from benchmark.models.formats.base import Extracted, Format
 from benchmark.models.formats.detect import detect_format
+from benchmark.models.formats.folders import resolve_weight_file
 from benchmark.models.formats.keys import KeyReport
 from benchmark.models.formats.loader import Prepared, inspect_checkpoint, load_checkpoint, prepare
 from benchmark.models.formats.registry import CHECKPOINT_FORMATS, get_format
@@ -21,4 +22,5 @@ from benchmark.models.radimagenet_resnet import RadImageNetResNet50
 FORMATS = tuple(CHECKPOINT_FORMATS)
 
 __all__ = ["CHECKPOINT_FORMATS", "FORMATS", "Extracted", "Format", "KeyReport", "Prepared", "RadImageNetResNet50",
-           "detect_format", "get_format", "inspect_checkpoint", "load_checkpoint", "prepare", "read_object"]
+           "detect_format", "get_format", "inspect_checkpoint", "load_checkpoint", "prepare", "read_object",
+           "resolve_weight_file"]

@@ -41,6 +41,9 @@ class Extracted:
     model_kwargs: dict = field(default_factory=dict)
     method: str = ""
     notes: list[str] = field(default_factory=list)
+    #: how this file's weights see their input, where the file says more than its format (a transformers
+    #: preprocessor_config.json's mean/std, for example); None: the format's convention
+    convention: InputConvention | None = None
 
 
 class Evidence:

@@ -13,6 +13,7 @@ from torch import nn
 
 from benchmark.core.errors import CheckpointError
 from benchmark.core.hashing import file_sha256
+from benchmark.core.specs import InputConvention
 from benchmark.models.backbones import create_backbone
 from benchmark.models.formats.base import Extracted, Format
 from benchmark.models.formats.detect import detect_format
@@ -47,6 +48,8 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     arch_conflict: str | None = None
     resampled: list[str] = field(default_factory=list)
+    #: how the weights see their input: the file's own convention, else its format's
+    convention: InputConvention | None = None
 
     def summary(self) -> dict:
         """JSON-ready record of how the file was loaded (provenance)."""
@@ -56,7 +59,8 @@ class Prepared:
                 "resampled": list(self.resampled),
                 "keys": self.report.as_dict(), "input_conv": dict(self.input_conv),
                 "input_hint": CHECKPOINT_FORMATS[self.format].hint(),
-                "input_convention": CHECKPOINT_FORMATS[self.format].convention.model_dump(mode="json"),
+                "input_convention": (self.convention or CHECKPOINT_FORMATS[self.format].convention).model_dump(
+                    mode="json"),
                 "notes": list(self.notes)}
 
 
@@ -76,13 +80,15 @@ def prepare(path: Path | str, arch: str | None = None, fmt: str | None = None, i
     arch, arch_source, conflict = _architecture(path, arch, extracted, form)
     model_name = form.model_name(arch, path)
     file_chans = _first_conv_channels(extracted, model_name)
-    model = _build(model_name, in_chans or file_chans or 3, path, img_size, pooling, extracted.model_kwargs)
+    kwargs = dict(extracted.model_kwargs)
+    native = kwargs.pop("img_size", None)  # the size the file's config records: the build's when none is asked
+    model = _build(model_name, in_chans or file_chans or 3, path, img_size or native, pooling, kwargs)
     extracted.state, resampled = resample(extracted.state, model)
     report, kept, input_conv = match(extracted, model)
     return Prepared(path=path, format=fmt, format_reason=reason, arch=arch, arch_source=arch_source, model=model,
                     state=kept, report=report, input_conv=input_conv, non_finite=non_finite(kept),
                     method=extracted.method, notes=notes + extracted.notes + model.ctbench_build["notes"],
-                    arch_conflict=conflict, resampled=resampled)
+                    arch_conflict=conflict, resampled=resampled, convention=extracted.convention or form.convention)
 
 
 def resample(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[dict[str, torch.Tensor], list[str]]:

@@ -9,7 +9,12 @@ from pathlib import Path
 
 from benchmark.core.errors import CheckpointError
 from benchmark.models.formats import (
+    beit_original,
+    dinov2_original,
+    hf_transformers,
     lightly_ssl,
+    mae_original,
+    open_clip_format,
     radimagenet,
     radiologynet,
     solo_learn,
@@ -20,7 +25,8 @@ from benchmark.models.formats import (
 from benchmark.models.formats.base import Format, Rule
 
 _ALL = (timm_dict.TIMM, timm_dict.SAFETENSORS, torchvision_dict.FORMAT, solo_learn.FORMAT, lightly_ssl.FORMAT,
-        study.FORMAT, radimagenet.FORMAT, radiologynet.FORMAT)
+        study.FORMAT, radimagenet.FORMAT, radiologynet.FORMAT, hf_transformers.FORMAT, open_clip_format.FORMAT,
+        dinov2_original.FORMAT, mae_original.FORMAT, beit_original.FORMAT)
 
 
 def _collect(formats: tuple[Format, ...]) -> dict[str, Format]:
