@@ -126,6 +126,7 @@ def _dpt(backbone: nn.Module, arch: str, kwargs: dict, img_size: int | None, str
         if not hasattr(backbone, "dynamic_img_size"):
             raise ValueError(f"{img_size} px needs a {padded} px token grid, and {arch} has no dynamic_img_size")
         kwargs["dynamic_img_size"] = True  # the position embedding resampled to the padded grid
+    arch, kwargs = bound_arch(arch, kwargs)
     depth = min(4, len(backbone.feature_info))
     readout = "cat" if getattr(backbone, "num_prefix_tokens", 0) else "ignore"
     model = TokenDPT(stride, decoder_stride, multiple, encoder_name=f"tu-{arch}", encoder_weights=None,
@@ -137,6 +138,32 @@ def _dpt(backbone: nn.Module, arch: str, kwargs: dict, img_size: int | None, str
     return model, {"decoder": "smp.DPT", "block_indices": list(model.encoder._output_indices),
                    "decoder_readout": readout, "dpt_features": features, "token_stride": stride,
                    "decoder_stride": decoder_stride, "input_padded_to_multiple_of": multiple}
+
+
+#: smp's own encoder arguments: a timm argument of the same name (a ViT's ``depth``) cannot pass through them
+SMP_ENCODER_ARGS = ("depth", "output_indices", "output_stride", "in_channels", "pretrained")
+
+
+def bound_arch(arch: str, kwargs: dict) -> tuple[str, dict]:
+    """A timm name that builds ``arch`` with the kwargs smp would take as its own (a transformers
+    checkpoint's ``depth``) already bound, registered with timm once; and the other kwargs."""
+    import timm
+    from timm.models import register_model
+
+    from benchmark.core.hashing import canonical_hash
+
+    bound = {k: kwargs[k] for k in SMP_ENCODER_ARGS if k in kwargs}
+    if not bound:
+        return arch, kwargs
+    name = f"ctbench_{arch}_{canonical_hash(_plain(bound))[:10]}"
+    if not timm.models.is_model(name):
+        def entrypoint(pretrained: bool = False, **more):
+            return timm.create_model(arch, pretrained=pretrained, **bound, **more)
+
+        entrypoint.__name__ = name
+        entrypoint.__module__ = timm.models.model_entrypoint(arch).__module__
+        register_model(entrypoint)
+    return name, {k: v for k, v in kwargs.items() if k not in bound}
 
 
 class TokenDPT(smp.DPT):
