@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from benchmark.catalog.registries import checkpoint_registry, task_registry
 from benchmark.catalog.resolve import is_available
@@ -36,9 +36,10 @@ from benchmark.cli.results import build_site
 from benchmark.core.errors import ConfigError, CTBenchError
 from benchmark.core.hashing import file_sha256
 from benchmark.core.locks import exclusive
-from benchmark.core.specs import INPUT_CONVENTIONS, CheckpointSpec, InputConvention, RunSpec
+from benchmark.core.specs import INPUT_CONVENTIONS, CheckpointSpec, InputConvention, Pooling, RunSpec
 from benchmark.core.workdir import Workdir
 from benchmark.evaluation.profiles import PROFILES
+from benchmark.models.backbones import TOKEN_POOLINGS, has_class_token
 
 if TYPE_CHECKING:  # the executors and the orchestration import torch: only once a command runs
     from benchmark.execution.executors import ExecOptions
@@ -72,6 +73,9 @@ def add_parser(sub) -> None:
                         "minmax_grey3 for the study's encoders, dinov2, clip, imagenet_rgb for most)")
     submit.add_argument("--mean", type=numbers(float), help="input normalisation (default: the convention's)")
     submit.add_argument("--std", type=numbers(float))
+    submit.add_argument("--pooling", choices=get_args(Pooling),
+                        help="how the output becomes one feature vector (default: the convention's; token and "
+                             "token+avg need a class token)")
     submit.add_argument("--task-data", type=name_path, action="append", default=[], metavar="TASK=DIR")
     _add_grid(submit)
     _add_execution(submit)
@@ -254,13 +258,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _convention(args: argparse.Namespace, own: InputConvention) -> InputConvention:
     """The named convention, or the file's own (the study's encoders saw min-max grey, RadImageNet
     caffe-style BGR means, a transformers folder its preprocessor_config.json's); --mean/--std override
-    its statistics."""
+    its statistics, --pooling its pooling."""
     convention = INPUT_CONVENTIONS[args.input_convention] if args.input_convention else own
     changes: dict = {"channels": args.input_channels}
     if args.mean or args.std:
         if not (args.mean and args.std):
             raise ConfigError("--mean and --std are given together")
         changes.update(mean=tuple(args.mean), std=tuple(args.std))
+    if args.pooling:
+        changes["pooling"] = args.pooling
     try:
         return InputConvention.model_validate({**convention.model_dump(), **changes})
     except ValueError as exc:
@@ -285,6 +291,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     spec = CheckpointSpec(name=args.name, arch=args.arch, weights=path, sha256=sha, format=prepared.format,
                           pretraining_domain=args.pretraining_domain, method=args.method or prepared.method,
                           data=args.pretraining_data, input=_convention(args, prepared.convention))
+    if spec.input.pooling in TOKEN_POOLINGS and not has_class_token(prepared.model):
+        raise ConfigError(f"pooling {spec.input.pooling!r} reads a class token, and {args.arch} has none; "
+                          "use --pooling avg or model", path)
     is_new = record_submission(workdir.submissions, spec)
     info(f"{'submitted' if is_new else 'already submitted (same sha256): reusing finished jobs of'} "
          f"{spec.name} (format {spec.format}: {prepared.format_reason}; sha256 {sha[:12]})")
