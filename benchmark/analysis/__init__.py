@@ -1,7 +1,8 @@
 """Feature-space analysis (``ctbench analyze``): what finetuning keeps of a pretrained backbone,
 how alike checkpoints are, how redundant their filters are, and which test cases each got right.
 
-cka: the similarity measure. activations: what each ResNet stage computes on a set of slices.
+cka: the similarity measure. activations: where a backbone's stages are (ResNet layers, timm
+feature levels, groups of transformer blocks) and what each computes on a set of slices.
 reuse, similarity, agreement: the four measurements. plots: the SVGs. report: ``analyze``.
 """
 from __future__ import annotations

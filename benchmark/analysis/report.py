@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from benchmark.analysis import plots
-from benchmark.analysis.activations import POOL_GRID, STAGES
+from benchmark.analysis.activations import POOL_GRID, RESNET, StageLayout, shared_names, stage_layout
 from benchmark.analysis.agreement import MAX_CHECKPOINTS, pattern_table, stored_correctness
 from benchmark.analysis.cka import RBF_FRACTION
 from benchmark.analysis.reuse import REUSE_PROTOCOL, feature_reuse
@@ -60,13 +60,16 @@ def analyze(workdir: Workdir, checkpoints: Sequence[CheckpointSpec | str], task:
     if len(rows) < 2:
         raise ConfigError(f"{len(rows)} test slice(s) of {task} to compare; CKA needs at least 2")
     base = finetune_context(data, specs[0], seed, scale, accel, profile)
+    models = {c.name: CheckpointModel(c, profile.image_size) for c in specs}  # built as the runner builds them
+    layouts = shared_names({name: stage_layout(model.fresh()) for name, model in models.items()})
     before, reuse = {}, {}
     for checkpoint in specs:
         log(f"analysing {checkpoint.name} on {task} ({len(rows)} test slices)")
         before[checkpoint.name], reuse[checkpoint.name] = feature_reuse(
-            CheckpointModel(checkpoint).fresh(), in_convention(base, data, checkpoint), rows)
+            models.pop(checkpoint.name).fresh(), in_convention(base, data, checkpoint), rows,
+            stages=layouts[checkpoint.name])
     payload = _rounded({
-        **_header(data, specs, rows, spec.profile, accel, max_cases, groups, scale, seed),
+        **_header(data, specs, rows, spec.profile, accel, max_cases, groups, scale, seed, layouts),
         "reuse": reuse,
         "pairwise": {"checkpoints": [c.name for c in specs], "linear": pairwise_cka(before)},
         "uniqueness": {name: {s: filter_uniqueness(a, groups) for s, a in acts.items()}
@@ -89,9 +92,20 @@ def _analysable(task: str, max_cases: int):
 
 
 def _header(data: TaskData, specs: list[CheckpointSpec], rows: np.ndarray, profile: str, accel: Accelerator,
-            max_cases: int, groups: int, scale: float, seed: int) -> dict:
-    """What the numbers are of: task, checkpoint bytes, the compared cases and every setting."""
+            max_cases: int, groups: int, scale: float, seed: int, layouts: dict[str, StageLayout]) -> dict:
+    """What the numbers are of: task, checkpoint bytes, the compared cases and every setting.
+
+    ``settings.stages`` names the stages every checkpoint shares. Unless all checkpoints are
+    ResNets (whose stages are their modules layer1 .. layer4, as the names say),
+    ``settings.stage_layouts`` adds per checkpoint which module each stage reads and which modules
+    (blocks, for a plain transformer) it covers.
+    """
     task = data.task.spec
+    settings = {"stages": list(next(iter(layouts.values())).names), "pool_grid": POOL_GRID,
+                "rbf_fraction": RBF_FRACTION, "uniqueness_groups": groups, "max_cases": max_cases,
+                "reuse_protocol": REUSE_PROTOCOL, "scale": scale, "seed": seed, "precision": accel.precision}
+    if any(layout.family != RESNET for layout in layouts.values()):
+        settings["stage_layouts"] = {name: layout.describe() for name, layout in layouts.items()}
     return {
         "schema_version": SCHEMA_VERSION,
         "task": {"name": task.name, "version": task.version, "kind": task.kind},
@@ -99,9 +113,7 @@ def _header(data: TaskData, specs: list[CheckpointSpec], rows: np.ndarray, profi
         "checkpoints": [{"name": c.name, "arch": c.arch, "sha256": c.sha256} for c in specs],
         "cases": {"test_slices": int(len(data.test)), "analysed": int(len(rows)), "split_sha256": data.split.sha256,
                   "case_ids_sha256": canonical_hash(data.slices.case_ids[rows].tolist())},
-        "settings": {"stages": list(STAGES), "pool_grid": POOL_GRID, "rbf_fraction": RBF_FRACTION,
-                     "uniqueness_groups": groups, "max_cases": max_cases, "reuse_protocol": REUSE_PROTOCOL,
-                     "scale": scale, "seed": seed, "precision": accel.precision},
+        "settings": settings,
     }
 
 

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 from torch import nn
 
-from benchmark.analysis.activations import stage_activations
+from benchmark.analysis.activations import StageLayout, stage_activations
 from benchmark.analysis.cka import RBF_FRACTION, linear_cka, rbf_cka
 from benchmark.evaluation.accel import seed_everything
 from benchmark.evaluation.protocols import PROTOCOLS, JobContext, Outcome
@@ -41,16 +41,17 @@ def stage_cka(before: Activations, after: Activations, fraction: float = RBF_FRA
             "rbf": {stage: rbf_cka(before[stage], after[stage], fraction) for stage in before}}
 
 
-def feature_reuse(pretrained: nn.Module, ctx: JobContext, rows: np.ndarray,
-                  fraction: float = RBF_FRACTION) -> tuple[Activations, dict]:
+def feature_reuse(pretrained: nn.Module, ctx: JobContext, rows: np.ndarray, fraction: float = RBF_FRACTION,
+                  stages: StageLayout | None = None) -> tuple[Activations, dict]:
     """(the pretrained activations on ``ctx.slices`` rows ``rows``, {"linear": {stage: CKA},
     "rbf": {...}, "finetune_metrics": the copy's test metrics, "selected_epoch": ...}).
 
-    The pretrained activations come back too: the other measurements reuse them.
+    The pretrained activations come back too: the other measurements reuse them. ``stages``:
+    the model's own layout (``stage_layout``) by default; the finetuned copy is read at the same.
     """
     batch = ctx.profile.batch_size
-    before = stage_activations(pretrained, ctx.slices.images, ctx.inputs, ctx.accel, batch, rows)
+    before = stage_activations(pretrained, ctx.slices.images, ctx.inputs, ctx.accel, batch, rows, stages)
     tuned, outcome = finetune_copy(pretrained, ctx)
-    after = stage_activations(tuned, ctx.slices.images, ctx.inputs, ctx.accel, batch, rows)
+    after = stage_activations(tuned, ctx.slices.images, ctx.inputs, ctx.accel, batch, rows, stages)
     return before, {**stage_cka(before, after, fraction), "finetune_metrics": outcome.metrics,
                     "selected_epoch": outcome.hyperparameters.get("selected_epoch")}

@@ -31,7 +31,8 @@ def filter_uniqueness(activations: np.ndarray, groups: int = GROUPS) -> float:
     Near 0: any block of filters already says what the others say (redundant filters);
     near 1: each block encodes something the others do not. Pairs whose CKA is undefined
     (a block that is constant on every input, e.g. dead ReLUs) are left out of the mean;
-    NaN if no pair is defined.
+    NaN if no pair is defined. A transformer's "filters" are its embedding dimensions (the
+    channels of its tokens laid out on the patch grid), split the same way.
     """
     blocks = channel_groups(activations, groups)
     values = [linear_cka(a, b) for a, b in itertools.combinations(blocks, 2)]
