@@ -39,7 +39,6 @@ from benchmark.core.locks import exclusive
 from benchmark.core.specs import INPUT_CONVENTIONS, CheckpointSpec, InputConvention, Pooling, RunSpec
 from benchmark.core.workdir import Workdir
 from benchmark.evaluation.profiles import PROFILES
-from benchmark.models.backbones import TOKEN_POOLINGS, has_class_token
 
 if TYPE_CHECKING:  # the executors and the orchestration import torch: only once a command runs
     from benchmark.execution.executors import ExecOptions
@@ -274,6 +273,7 @@ def _convention(args: argparse.Namespace, own: InputConvention) -> InputConventi
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from benchmark.models.backbones import TOKEN_POOLINGS, has_class_token
     from benchmark.models.formats import load_checkpoint, resolve_weight_file
 
     workdir = Workdir.resolve(args.workdir)
