@@ -19,6 +19,7 @@ from scipy import stats
 
 from benchmark.results.store import LoadProblem, ResultStore
 from leaderboard.imported import AnyResult, load_imported
+from leaderboard.ingested import load_ingested
 from leaderboard.variants import as_entry
 
 # The ``results export`` header, which ``results import`` reads back.
@@ -27,8 +28,10 @@ PROVENANCE_COLUMNS = ["imported", "source"]
 CELL = ["checkpoint", "task", "task_version", "protocol", "scale", "metric"]
 
 
-def load(store: ResultStore, imported_dir: Optional[Path] = None) -> tuple[list[AnyResult], list[LoadProblem]]:
-    """Stored results, then (if ``imported_dir`` is given) imported rows as ``ImportedResult`` records.
+def load(store: ResultStore, imported_dir: Optional[Path] = None,
+         ingested_dir: Optional[Path] = None) -> tuple[list[AnyResult], list[LoadProblem]]:
+    """Stored results, then (if ``ingested_dir`` is given) ingested submissions' results, then (if
+    ``imported_dir`` is given) imported rows as ``ImportedResult`` records.
 
     Imported records have ``imported`` set and no counts, predictions or provenance, which is
     why they are opt-in: callers that read those fields must first learn to skip them.
@@ -40,6 +43,9 @@ def load(store: ResultStore, imported_dir: Optional[Path] = None) -> tuple[list[
             problems.append(item)
         else:
             results.append(as_entry(item))
+    if ingested_dir is not None:
+        more, bad = load_ingested(ingested_dir)
+        results, problems = results + [as_entry(r) for r in more], problems + bad
     if imported_dir is not None:
         more, bad = load_imported(imported_dir)
         results, problems = results + more, problems + bad

@@ -20,6 +20,7 @@ import torch
 from benchmark.catalog.registries import task_registry
 from benchmark.core.specs import CheckpointSpec, InputConvention, Preprocessing, RunSpec, input_convention
 from benchmark.core.workdir import Workdir
+from benchmark.data.membership import budget_membership, split_membership
 from benchmark.data.splits import MANIFEST_VERSION, Manifest, budget_rows, indices_for, make_budget, make_split
 from benchmark.data.task import Task, resolve_data_root
 from benchmark.evaluation import distributed
@@ -298,6 +299,8 @@ def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointMo
             "split_sha256": data.split.sha256, "budget_sha256": budget.sha256,
             "split_manifest": str(data.split.path), "budget_manifest": str(budget.path),
             "budget_floored": budget.payload["floored"],
+            "split_membership": split_membership(data.split.payload),
+            "budget_membership": budget_membership(budget.payload, data.split.payload),
         },
         "preprocessing": profile.preprocessing(task.preprocessing).model_dump(mode="json"),
         "feature_cache_key": features.cache_key if protocol.uses_features else None,

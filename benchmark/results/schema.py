@@ -184,6 +184,9 @@ class Splits(Record):
     split_manifest: Optional[StrictStr] = None
     budget_manifest: Optional[StrictStr] = None
     budget_floored: Optional[StrictBool] = None
+    # who is in each set (benchmark.data.membership): equal across labs' copies of a published split
+    split_membership: Optional[StrictStr] = None
+    budget_membership: Optional[StrictStr] = None
 
 
 class Provenance(Record):
@@ -234,6 +237,17 @@ class ImportSource(Record):
     file: Optional[StrictStr] = None
 
 
+class Submission(Record):
+    """Marks a result that came in a submission bundle (``ctbench leaderboard ingest``): "verified"
+    when the maintainer recomputed every metric from its predictions against their own labels,
+    "self-reported" when ingested without the data."""
+
+    status: Literal["verified", "self-reported"]
+    submitter: StrictStr
+    bundle_sha256: StrictStr
+    ingested_with: StrictStr  # the ctbench version that checked it
+
+
 # ---------------------------------------------------------------- the result
 
 
@@ -260,6 +274,7 @@ class Result(Record):
     input: Optional[InputRecord] = None
     classes_absent: Optional[dict[str, list[StrictStr]]] = None  # split -> classes its rows lack
     rescored: Optional[Rescored] = None
+    submission: Optional[Submission] = None
 
     @model_validator(mode="before")
     @classmethod
