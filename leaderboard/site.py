@@ -34,9 +34,9 @@ STATIC = ("app.js", "style.css")
 
 
 def build_site(store: ResultStore, out_dir: Path, imported: Path | None = None,
-               analysis: Path | None = None) -> tuple[Path, list[str]]:
+               analysis: Path | None = None, ingested: Path | None = None) -> tuple[Path, list[str]]:
     """Returns the index.html path and the warnings (unreadable result files, by name)."""
-    results, problems = load(store, imported)
+    results, problems = load(store, imported, ingested)
     sections, unreadable = _analysis_sections(analysis)
     board = _Board(results)
     warnings = [f"{p.path}: {p.problem}" for p in problems + unreadable]

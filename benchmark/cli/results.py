@@ -58,11 +58,13 @@ def add_parser(sub) -> None:
 def build_site(workdir: Workdir, out: Path | None = None) -> Path:
     """The site from results run here, imported rows and the analysis folder, all of ``workdir``."""
     from leaderboard.importer import imported_dir
+    from leaderboard.ingested import ingested_dir
     from leaderboard.site import build_site as render
 
     out = out or workdir.site
     with exclusive(out, "building the site", info):  # two runs finishing together build it in turn
-        index, warnings = render(ResultStore(workdir.results), out, imported_dir(workdir), workdir.root / "analysis")
+        index, warnings = render(ResultStore(workdir.results), out, imported_dir(workdir), workdir.root / "analysis",
+                                 ingested_dir(workdir))
     for warning in warnings:
         info(f"warning: {warning}")
     return index
@@ -82,11 +84,13 @@ def export_leaderboard(workdir: Workdir, fmt: str) -> int:
     """Results run here and imported rows alike; the table goes to stdout, warnings to stderr."""
     from leaderboard.aggregate import load
     from leaderboard.importer import imported_dir
+    from leaderboard.ingested import ingested_dir
     from leaderboard.stats import leaderboard_table, write_table
 
-    if not workdir.results.is_dir() and not imported_dir(workdir).is_dir():
-        raise ConfigError("holds no results (run `ctbench run` or `ctbench results import` first)", workdir.root)
-    results, problems = load(ResultStore(workdir.results), imported_dir(workdir))
+    if not any(d.is_dir() for d in (workdir.results, imported_dir(workdir), ingested_dir(workdir))):
+        raise ConfigError("holds no results (run `ctbench run`, `ctbench results import` or "
+                          "`ctbench leaderboard ingest` first)", workdir.root)
+    results, problems = load(ResultStore(workdir.results), imported_dir(workdir), ingested_dir(workdir))
     for problem in problems:
         info(f"warning: {problem.path}: {problem.problem}")
     write_table(leaderboard_table(results), fmt, sys.stdout)
