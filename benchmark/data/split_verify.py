@@ -5,6 +5,11 @@ what the lists (and, where the slice cache of the same data exists, the cases) g
 one seed the budgets of one unit and hold-out are nested. Patient budgets nest by patient, slice
 budgets by case id; in a slice budget a patient may have slices in training and in validation (the
 study's design, recorded as ``counts.shared_patients``), but never a case.
+
+Where the task has a published set (shipped, or imported into the workdir), a split that adopted it
+(or holds exactly its patients) and its budgets must have the published membership: an edit that
+moves one patient, even with its ``.sha256`` rewritten to match, is named ("patient X moved"). A
+split of a subset of the patients is a custom split, counted, not a problem.
 """
 from __future__ import annotations
 
@@ -17,7 +22,10 @@ from typing import Optional
 import numpy as np
 from pydantic import ValidationError
 
+from benchmark.core.errors import DataError
 from benchmark.core.hashing import file_sha256
+from benchmark.data.membership import budget_membership, split_membership
+from benchmark.data.published import PublishedSet, find_published, moved_budget_patient, moved_patient
 from benchmark.data.splits import BudgetManifest, Manifest, SplitManifest
 
 
@@ -25,6 +33,8 @@ from benchmark.data.splits import BudgetManifest, Manifest, SplitManifest
 class VerifyReport:
     manifests: int = 0
     counted: int = 0  # manifests whose case counts were re-derived from a slice cache
+    published: int = 0  # splits checked against a published set's membership
+    custom: int = 0  # splits of a task with a published set that hold only some of its patients
     problems: list[str] = field(default_factory=list)
 
 
@@ -57,7 +67,42 @@ def verify(splits_dir: Path, slices_dir: Path) -> VerifyReport:
             report.counted += cases is not None
             report.problems += _budget_problems(budget, split, cases)
         report.problems += _nesting_problems([b for b in budgets if b is not None])
+        report.problems += _published_problems(split, [b for b in budgets if b is not None], report,
+                                               _published_for(split.payload, Path(splits_dir).parent, report))
     return report
+
+
+def _published_for(split: dict, workdir_root: Path, report: VerifyReport) -> Optional[PublishedSet]:
+    """The task's published set; an unreadable or edited one is a problem of its own."""
+    try:
+        return find_published(str(split.get("task")), str(split.get("task_version")), workdir_root)
+    except DataError as exc:
+        report.problems.append(str(exc))
+        return None
+
+
+def _published_problems(split: Manifest, budgets: list[Manifest], report: VerifyReport,
+                        published: Optional[PublishedSet]) -> list[str]:
+    """A split that adopted the published set, or holds exactly its patients, has its membership, and so
+    does each of its budgets the set lists; a split of fewer patients is custom (counted, ranked apart)."""
+    payload = split.payload
+    if published is None:
+        return []
+    patients = set(payload["test_patients"]) | {p for m in payload["pool_strata"].values() for p in m}
+    if "published" not in payload and patients != published.patients():
+        report.custom += 1
+        return []
+    report.published += 1
+    if split_membership(payload) != published.split_membership:
+        return [f"{split.path}: {moved_patient(payload, published)} (membership "
+                f"{split_membership(payload)[:12]}, published {published.split_membership[:12]})"]
+    problems = []
+    for budget in budgets:
+        b = budget.payload
+        entry = published.budget(b["seed"], b["scale"], b.get("unit", "patient"), b.get("holdout", True))
+        if entry is not None and budget_membership(b, payload) != entry.budget_membership:
+            problems.append(f"{budget.path}: {moved_budget_patient(b, entry)}")
+    return problems
 
 
 def _load(path: Path, report: VerifyReport,

@@ -75,6 +75,7 @@ class SplitManifest(_Payload):
     pool_strata: dict[str, list[str]]
     counts: SplitCounts
     official_split: Optional[bool] = None  # written only when True: manifests without one keep their bytes
+    published: Optional[str] = None  # the published set's split membership, written only where one was adopted
 
 
 class BudgetCounts(_Payload):
@@ -120,7 +121,7 @@ class BudgetManifest(_Payload):
         return self
 
 
-def _payload(model: _Payload) -> dict:
+def payload_of(model: _Payload) -> dict:
     """Fields at their defaults are left out, so a field added with a default keeps old manifests' bytes."""
     return model.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
 
@@ -132,7 +133,7 @@ class Manifest:
     sha256: str
 
 
-def _write_once(path: Path, payload: dict) -> Manifest:
+def write_once(path: Path, payload: dict) -> Manifest:
     """A manifest is immutable: an existing file must equal what we would write.
 
     Its sha256 is written beside it (``<name>.sha256``, sha256sum's format), so a copied or
@@ -182,9 +183,9 @@ def make_split(task: str, version: str, data_fingerprint: str, patient_ids: np.n
     if len(patients) < 3:
         raise DataError(f"task {task} has {len(patients)} patient(s); a split needs at least 3")
     majority = _majority_labels(patient_ids, labels)
-    official_test = _official_test(task, patient_ids, official)
-    if official_test is not None:
-        test, pool, stratify = official_test, [p for p in patients if p not in set(official_test)], None
+    officially = official_test(task, patient_ids, official)
+    if officially is not None:
+        test, pool, stratify = officially, [p for p in patients if p not in set(officially)], None
     else:
         n_test = max(1, round(TEST_FRACTION * len(patients)))
         stratify = _stratify_or_none(patients, majority, n_test)
@@ -196,12 +197,12 @@ def make_split(task: str, version: str, data_fingerprint: str, patient_ids: np.n
         pool_strata=_pool_strata(sorted(pool), majority),
         counts=SplitCounts(test_patients=len(test), pool_patients=len(pool),
                            test_cases=sum(case_counts[p] for p in test), pool_cases=sum(case_counts[p] for p in pool)),
-        official_split=True if official_test is not None else None,
+        official_split=True if officially is not None else None,
     )
-    return _write_once(path, _payload(manifest))
+    return write_once(path, payload_of(manifest))
 
 
-def _official_test(task: str, patient_ids: np.ndarray, official: Optional[np.ndarray]) -> Optional[list[str]]:
+def official_test(task: str, patient_ids: np.ndarray, official: Optional[np.ndarray]) -> Optional[list[str]]:
     """The official test patients, or None; a patient in two official splits is a leak and refused."""
     if official is None or not (official != "").any():
         return None
@@ -241,10 +242,13 @@ def budget_size(scale: float, stratum_size: int, minimum: int = MIN_BUDGET_PATIE
 
 
 def make_budget(split: Manifest, seed: int, scale: float, patient_ids: np.ndarray, path: Path, *,
-                holdout: bool = True, unit: Unit = "patient", case_ids: Optional[np.ndarray] = None) -> Manifest:
+                holdout: bool = True, unit: Unit = "patient", case_ids: Optional[np.ndarray] = None,
+                drawn: Optional[tuple[list[str], list[str]]] = None) -> Manifest:
     """Per stratum, the first ceil(scale * n) patients (unit "slice": slices, ``case_ids`` per row
     beside ``patient_ids``) of a seeded permutation: nested across scales. With ``holdout``, the
-    last fifth of each stratum's share (at least one) is the validation set; without, all trains."""
+    last fifth of each stratum's share (at least one) is the validation set; without, all trains.
+    ``drawn`` (the training and validation patients of a published set) replaces the draw, so a lab
+    uses the published budget even if this code would now draw another."""
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, not {unit!r}")
     if unit == "slice" and case_ids is None:
@@ -264,6 +268,8 @@ def make_budget(split: Manifest, seed: int, scale: float, patient_ids: np.ndarra
         train += share[:n_train]
         val += share[n_train:]
         floored |= math.ceil(scale * len(members)) < minimum
+    if drawn is not None and unit == "patient":
+        train, val = list(drawn[0]), list(drawn[1])
     if unit == "patient":
         case_counts = Counter(patient_ids.tolist())
         members = dict(train_patients=train, val_patients=val)
@@ -280,7 +286,7 @@ def make_budget(split: Manifest, seed: int, scale: float, patient_ids: np.ndarra
         split_sha256=split.sha256, seed=seed, scale=scale, floored=floored, counts=counts, holdout=holdout, unit=unit,
         **members,
     )
-    return _write_once(path, _payload(manifest))
+    return write_once(path, payload_of(manifest))
 
 
 def _case_strata(strata: dict[str, list[str]], patient_ids: np.ndarray, case_ids: np.ndarray) -> dict[str, list[str]]:

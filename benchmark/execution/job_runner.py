@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from benchmark.catalog.registries import task_registry
+from benchmark.core.errors import DataError
 from benchmark.core.specs import CheckpointSpec, InputConvention, Preprocessing, RunSpec, input_convention
 from benchmark.core.workdir import Workdir
 from benchmark.data.membership import budget_membership, split_membership
+from benchmark.data.published import PublishedSet, adopt_split, coverage_problem, find_published, warn_custom
 from benchmark.data.splits import MANIFEST_VERSION, Manifest, budget_rows, indices_for, make_budget, make_split
 from benchmark.data.task import Task, resolve_data_root
 from benchmark.evaluation import distributed
@@ -53,6 +55,7 @@ class TaskData:
     cache_dir: Path
     prep: Preprocessing
     _stages: dict = field(default_factory=dict)
+    published: PublishedSet | None = None  # the published set the split was adopted from, if any
 
     def inputs_for(self, convention: InputConvention) -> tuple["SliceSet", InputPipeline]:
         """The task's slices cached as ``convention`` needs them (raw, or mapped its way), and the
@@ -86,12 +89,30 @@ def prepare_task(task: Task, spec: RunSpec, workdir: Workdir, profile: ProfileSe
     split_dir = workdir.splits / f"{task.spec.name}@{task.spec.version}" / f"{fingerprint[:16]}-m{MANIFEST_VERSION}"
     split_path = split_dir / "split.json"
     legacy_dir = legacy_split_folder(split_dir, root)
-    split = make_split(task.spec.name, task.spec.version, fingerprint, slices.patient_ids, slices.labels, split_path,
-                       slices.official)
+    split, published = _task_split(task, root, fingerprint, slices, split_path, workdir)
     if legacy_dir is not None:
         report_split_migration(task.spec.name, split.payload, legacy_dir, split_dir)
     return TaskData(task, root, slices, split, indices_for(slices.patient_ids, split.payload["test_patients"]),
-                    fingerprint, workdir.slices, prep)
+                    fingerprint, workdir.slices, prep, published=published)
+
+
+def _task_split(task: Task, root: Path, fingerprint: str, slices: "SliceSet", path: Path,
+                workdir: Workdir) -> tuple[Manifest, PublishedSet | None]:
+    """The published split where the task has one (shipped or imported) and this copy holds exactly its
+    patients, so every lab tests on the same patients; a copy holding patients it does not list is refused.
+    Otherwise the split derived from the copy, as before: a subset (a fixture, a partial download) gets one
+    too, marked custom by its membership hash rather than refused."""
+    published = find_published(task.spec.name, task.spec.version, workdir.root)
+    if published is not None:
+        way, why = coverage_problem(published, slices.patient_ids)
+        if way == "foreign":
+            raise DataError(f"{why}: another release or a renamed copy, which the published split cannot cover",
+                            root)
+        if not way:
+            return adopt_split(published, fingerprint, slices.patient_ids, slices.official, path), published
+        warn_custom(task.spec.name, why)
+    return make_split(task.spec.name, task.spec.version, fingerprint, slices.patient_ids, slices.labels, path,
+                      slices.official), None
 
 
 def convention_for(checkpoint: CheckpointSpec, forced: str | None) -> InputConvention:
@@ -268,8 +289,10 @@ def job_budget(data: TaskData, seed: int, scale: float, unit: str = "patient", h
     """``seed<S>/scale-<s>.json`` as before; a slice-unit or hold-out-free budget is its own file beside it."""
     folder = data.split.path.parent / f"seed{seed}"
     suffix = ("-slices" if unit == "slice" else "") + ("" if holdout else "-noval")
+    entry = data.published.budget(seed, scale, unit, holdout) if data.published else None
     return make_budget(data.split, seed, scale, data.slices.patient_ids, folder / f"scale-{scale:g}{suffix}.json",
-                       holdout=holdout, unit=unit, case_ids=data.slices.case_ids)
+                       holdout=holdout, unit=unit, case_ids=data.slices.case_ids,
+                       drawn=(entry.train_patients, entry.val_patients) if entry else None)
 
 
 def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointModel, budget: Manifest,
