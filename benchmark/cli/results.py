@@ -1,11 +1,11 @@
-"""``ctbench results export|import``, ``ctbench rescore`` and ``ctbench leaderboard build|export``."""
+"""``ctbench results export|import|bundle``, ``ctbench rescore`` and ``ctbench leaderboard build|export|compare|ingest``."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from benchmark.cli.options import add_workdir
+from benchmark.cli.options import add_include, add_workdir, name_path
 from benchmark.cli.output import info
 from benchmark.core.errors import ConfigError
 from benchmark.core.locks import exclusive
@@ -26,6 +26,12 @@ def add_parser(sub) -> None:
                                  "columns, optionally task_domain, checkpoint_domain, source) to the leaderboard")
     imports.add_argument("file", type=Path)
     add_workdir(imports)
+    bundle = results.add_parser("bundle", help="write one file of a checkpoint's results, test predictions and "
+                                "split hashes, for a maintainer to verify (`leaderboard ingest`)")
+    add_workdir(bundle)
+    bundle.add_argument("--checkpoint", required=True, help="the checkpoint whose results to bundle")
+    bundle.add_argument("--out", required=True, type=Path, help="the bundle file to write (a zip)")
+    bundle.add_argument("--submitter", default="", help="who submits it (free text: a name, a lab, an e-mail)")
 
     rescore = sub.add_parser("rescore", help="recompute every result's metrics from its saved predictions")
     add_workdir(rescore)
@@ -53,6 +59,14 @@ def add_parser(sub) -> None:
     compare.add_argument("--metric", help="default: the task's main metric")
     compare.add_argument("--resamples", type=int, default=1000)
     add_workdir(compare)
+    ingest = board.add_parser("ingest", help="verify a submission bundle against your own data and add it to the "
+                              "leaderboard (verified; self-reported for tasks without --data)")
+    ingest.add_argument("file", type=Path, help="the bundle (`ctbench results bundle`)")
+    ingest.add_argument("--data", type=name_path, action="append", default=[], metavar="TASK=DIR",
+                        help="your copy of a task's data, to verify its results against; repeatable "
+                        "(embedded tasks need none)")
+    add_workdir(ingest)
+    add_include(ingest)
 
 
 def build_site(workdir: Workdir, out: Path | None = None) -> Path:
@@ -76,8 +90,38 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return export_leaderboard(workdir, args.format)
     if args.action == "compare":
         return compare_checkpoints(workdir, args)
+    if args.action == "ingest":
+        return ingest_bundle(args.file, workdir, dict(args.data))
     print(build_site(workdir, args.out))
     return 0
+
+
+def ingest_bundle(path: Path, workdir: Workdir, data_roots: dict[str, Path]) -> int:
+    """Every problem on its own line, then the one-line error; on success what was checked per task."""
+    from benchmark.results.bundle import BundleRefused
+    from leaderboard.ingest import ingest
+
+    try:
+        report = ingest(path, workdir, data_roots)
+    except BundleRefused as exc:
+        for problem in exc.problems:
+            info(f"refused: {problem}")
+        raise
+    for name in report.unused_data:
+        info(f"warning: --data {name}=... is unused: the bundle holds no results of {name}")
+    for task in report.tasks:
+        info(_task_line(task))
+    info(f"{'stored' if report.changed else 'already ingested, unchanged'}: {report.folder}")
+    print(build_site(workdir))
+    return 0
+
+
+def _task_line(task) -> str:
+    head = f"{task.status} {task.task}@{task.version}: {task.n_results} result(s)"
+    if task.status == "verified":
+        return (f"{head}; split and budget membership, {task.test_cases} test case ids and "
+                f"{len(task.metrics)} metric(s) recomputed against your labels")
+    return f"{head}; no data here (pass --data {task.task}=DIR to verify), its metrics follow from its own predictions"
 
 
 def export_leaderboard(workdir: Workdir, fmt: str) -> int:
@@ -98,14 +142,20 @@ def export_leaderboard(workdir: Workdir, fmt: str) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from leaderboard.export import export
-
     workdir = Workdir.resolve(args.workdir)
     if args.action == "import":
         return import_results(args.file, workdir)
+    if args.action == "bundle":
+        return bundle_results(workdir, args.checkpoint, args.out, args.submitter)
+    return export_results(workdir, args.format)
+
+
+def export_results(workdir: Workdir, fmt: str) -> int:
+    from leaderboard.export import export
+
     if not workdir.results.is_dir():
         raise ConfigError("holds no results (run `ctbench run` first)", workdir.root)
-    for warning in export(ResultStore(workdir.results), args.format, sys.stdout):
+    for warning in export(ResultStore(workdir.results), fmt, sys.stdout):
         info(f"warning: {warning}")
     return 0
 
@@ -116,6 +166,18 @@ def import_results(path: Path, workdir: Workdir) -> int:
     stored, n_rows, replaced = import_csv(path, workdir)
     info(f"imported {n_rows} row(s) from {path}" + (f", replacing the earlier {stored.name}" if replaced else ""))
     print(stored)
+    return 0
+
+
+def bundle_results(workdir: Workdir, checkpoint: str, out: Path, submitter: str) -> int:
+    from benchmark.results.bundle import write_bundle
+
+    if not workdir.results.is_dir():
+        raise ConfigError("holds no results (run `ctbench run` first)", workdir.root)
+    summary = write_bundle(ResultStore(workdir.results), checkpoint, out, submitter)
+    tasks = ", ".join(f"{name}@{version}" for name, version in sorted(summary.tasks.items()))
+    info(f"bundled {summary.n_results} result(s) of {checkpoint} ({tasks}); sha256 {summary.sha256}")
+    print(summary.path)
     return 0
 
 

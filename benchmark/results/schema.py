@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Any, Callable, Literal, Optional, Union
+from typing import Any, Callable, Literal, Optional
 
 from pydantic import (
     BaseModel,
     ConfigDict,
-    PlainValidator,
     StrictBool,
     StrictStr,
     ValidationError,
@@ -30,54 +29,11 @@ from pydantic_core import PydanticCustomError
 
 from baselines import builtin_checkpoints
 from benchmark.core.specs import BaselineRole, TaskSpec
+from benchmark.results.values import MAX_INT, Count, Fraction, Metric, Metrics, Number  # noqa: F401 (re-exported)
 
 RESULT_SCHEMA_VERSION = 1
-MAX_INT = 2**63  # counts and seeds must fit numpy's int64, which the aggregate tables use
 
 
-# ---------------------------------------------------------------- value types
-
-
-def _number(value):
-    """A finite int or float (not a bool); an int too big for a float is not a number here."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PydanticCustomError("ctbench", "a number")
-    try:
-        finite = math.isfinite(float(value))
-    except OverflowError:
-        finite = False
-    if not finite:
-        raise PydanticCustomError("ctbench", "a number")
-    return value
-
-
-def _metric(value):
-    try:
-        return None if value is None else _number(value)
-    except PydanticCustomError:
-        raise PydanticCustomError("ctbench", "a number or null") from None
-
-
-def _fraction(value):
-    try:
-        if 0 < _number(value) <= 1:
-            return value
-    except PydanticCustomError:
-        pass
-    raise PydanticCustomError("ctbench", "a number in (0, 1]")
-
-
-def _count(value):
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_INT:
-        return value
-    raise PydanticCustomError("ctbench", "an integer from 0 to 2**63 - 1")
-
-
-Number = Annotated[Union[int, float], PlainValidator(_number)]
-Metric = Annotated[Optional[Union[int, float]], PlainValidator(_metric)]  # null: undefined (one class in the test set)
-Fraction = Annotated[Union[int, float], PlainValidator(_fraction)]
-Count = Annotated[int, PlainValidator(_count)]
-Metrics = dict[StrictStr, Metric]
 
 
 class Record(BaseModel):

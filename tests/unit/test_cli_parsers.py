@@ -15,8 +15,9 @@ from tests.cli_helpers import REPO
 
 COMMANDS = {
     "run": set(), "submit": set(), "status": set(), "data": {"demo", "inspect", "preview"},
-    "tasks": {"list", "show", "validate"}, "checkpoints": {"list", "inspect"}, "results": {"export", "import"},
-    "rescore": set(), "leaderboard": {"build", "export", "compare"}, "splits": {"make", "verify"},
+    "tasks": {"list", "show", "validate"}, "checkpoints": {"list", "inspect"}, "results": {"export", "import", "bundle"},
+    "rescore": set(), "leaderboard": {"build", "export", "compare", "ingest"},
+    "splits": {"make", "export", "import", "verify"},
     "analyze": set(), "pretrain": set(),
 }
 
