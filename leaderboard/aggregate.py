@@ -19,12 +19,14 @@ from scipy import stats
 
 from benchmark.results.store import LoadProblem, ResultStore
 from leaderboard.imported import AnyResult, load_imported
-from leaderboard.ingested import load_ingested
+from leaderboard.ingested import STATUSES, load_ingested, status_of, submitter_of
 from leaderboard.variants import as_entry
 
 # The ``results export`` header, which ``results import`` reads back.
 TIDY_COLUMNS = ["checkpoint", "task", "task_version", "protocol", "scale", "seed", "metric", "value"]
-PROVENANCE_COLUMNS = ["imported", "source"]
+# where a row came from: its status (``ingested.STATUSES``), who submitted it and which bundle held it
+# and the split's membership hash (benchmark.data.membership), "" where the result recorded none
+PROVENANCE_COLUMNS = ["imported", "source", "status", "submitter", "bundle", "membership"]
 CELL = ["checkpoint", "task", "task_version", "protocol", "scale", "metric"]
 
 
@@ -56,9 +58,11 @@ def tidy(results: list[AnyResult]) -> pd.DataFrame:
     """One row per job and metric: the long format every later statistic starts from.
 
     Besides ``TIDY_COLUMNS`` each row says whether it was ``imported`` and from which ``source``
-    ("" for results run here). An imported row whose key a result run here (or an import read
-    earlier, in file-name order) already gives is dropped, so importing an export back into the
-    workdir it came from does not count any seed twice.
+    ("" for results run here), its ``status`` (``ingested.STATUSES``), ``submitter`` and ``bundle``
+    (an ingested bundle's sha256) and the split ``membership`` it ran on (``PROVENANCE_COLUMNS``).
+    An imported row whose key a result run here (or an import read earlier, in file-name order)
+    already gives is dropped, so importing an export back into the workdir it came from does not
+    count any seed twice.
     """
     rows = [
         {
@@ -66,6 +70,8 @@ def tidy(results: list[AnyResult]) -> pd.DataFrame:
             "protocol": r.job.protocol, "scale": float(r.job.scale), "seed": int(r.job.seed),
             "metric": metric, "value": value,
             "imported": r.imported is not None, "source": r.imported.source if r.imported else "",
+            "status": status_of(r), "submitter": submitter_of(r), "bundle": bundle_of(r),
+            "membership": membership_of(r),
         }
         for r in results
         for metric, value in sorted(r.metrics.items())
@@ -73,6 +79,30 @@ def tidy(results: list[AnyResult]) -> pd.DataFrame:
     frame = _drop_shadowed(pd.DataFrame(rows, columns=TIDY_COLUMNS + PROVENANCE_COLUMNS))
     return frame.sort_values(TIDY_COLUMNS[:-1], ascending=[True, True, True, True, False, True, True],
                              kind="mergesort").reset_index(drop=True)
+
+
+def bundle_of(result: AnyResult) -> str:
+    """The sha256 of the submission bundle an ingested result came in ("" for any other)."""
+    submission = getattr(result, "submission", None)
+    return submission.bundle_sha256 if submission is not None else ""
+
+
+def membership_of(result: AnyResult) -> str:
+    """The split membership a result ran on ("" for an import or a result from before it was recorded)."""
+    splits = getattr(result, "splits", None)
+    return (splits.split_membership or "") if splits is not None else ""
+
+
+def split_class(statuses) -> str:
+    """A cell's split from its rows' (``site`` classifies each row): any "custom" row makes it custom."""
+    present = set(statuses)
+    return next((s for s in ("custom", "unpublished", "published") if s in present), "")
+
+
+def best_status(statuses) -> str:
+    """The most trusted of ``statuses`` (``STATUSES`` order): a cell any verified seed backs is verified."""
+    present = set(statuses)
+    return next((s for s in STATUSES if s in present), "local")
 
 
 def _drop_shadowed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -84,6 +114,11 @@ def _drop_shadowed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~shadowed]
 
 
+def ci95(values) -> tuple[float, float]:
+    """The 95 % t-interval of the mean of ``values`` (NaN with fewer than two finite ones)."""
+    return _ci95(pd.Series(values, dtype=float))
+
+
 def _ci95(values: pd.Series) -> tuple[float, float]:
     finite = values.dropna().to_numpy(dtype=float)
     if len(finite) < 2:
@@ -93,11 +128,15 @@ def _ci95(values: pd.Series) -> tuple[float, float]:
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: seed count, mean, std, 95 % CI, the seeds, and the cell's status (its best row's;
+    "local" for a hand-made frame without the column)."""
     rows = []
     for key, group in frame.groupby(CELL, sort=True):
         values = group["value"].astype(float)
         low, high = _ci95(values)
         rows.append({**dict(zip(CELL, key)), "n_seeds": int(values.notna().sum()), "mean": values.mean(),
                      "std": values.std(ddof=1) if values.notna().sum() > 1 else float("nan"),
-                     "ci95_low": low, "ci95_high": high, "seeds": sorted(group["seed"].tolist())})
+                     "ci95_low": low, "ci95_high": high, "seeds": sorted(group["seed"].tolist()),
+                     "status": best_status(group["status"]) if "status" in group else "local",
+                     "split": split_class(group["split"]) if "split" in group else ""})
     return pd.DataFrame(rows)

@@ -6,6 +6,7 @@ from typing import TextIO
 
 from benchmark.results.store import ResultStore
 from leaderboard.aggregate import TIDY_COLUMNS, load, tidy
+from leaderboard.csv_safety import neutralise_columns
 
 
 def export(store: ResultStore, fmt: str, out: TextIO) -> list[str]:
@@ -13,7 +14,9 @@ def export(store: ResultStore, fmt: str, out: TextIO) -> list[str]:
     results, problems = load(store)
     frame = tidy(results)
     if fmt == "csv":
-        frame[TIDY_COLUMNS].to_csv(out, index=False, lineterminator="\n", float_format="%.10g")
+        text = [c for c in TIDY_COLUMNS if c not in ("scale", "seed", "value")]
+        safe = neutralise_columns(frame[TIDY_COLUMNS], text)
+        safe.to_csv(out, index=False, lineterminator="\n", float_format="%.10g")
     else:
         out.write(json.dumps(frame[TIDY_COLUMNS].to_dict(orient="records"), indent=2) + "\n")
     return [f"{p.path}: {p.problem}" for p in problems]

@@ -104,7 +104,10 @@ def _result(path: Path, row: dict, task: dict, checkpoint: dict) -> dict:
         # an imported checkpoint plays a baseline's part exactly where a stored v1 result of that name would
         "checkpoint": {"name": checkpoint["name"], "pretraining_domain": checkpoint["pretraining_domain"],
                        "baseline_role": builtin_baseline_role(checkpoint["name"])},
-        "task": {"name": task["task"], "version": task["task_version"], "domain": task["domain"]},
+        # direction and headline metrics ride on the task record: a task without a main metric still has them
+        "task": {"name": task["task"], "version": task["task_version"], "domain": task["domain"],
+                 "higher_is_better": task.get("higher_is_better", True),
+                 "headline_metrics": task.get("headline_metrics") or ([main] if main else [])},
         "main_metric": None if main is None else {"name": main, "value": None,
                                                   "higher_is_better": task["higher_is_better"]},
         "metrics": {},

@@ -1,7 +1,9 @@
 """``ctbench results import``: per-seed rows computed elsewhere, onto this workdir's leaderboard.
 
 The input is what ``results export`` writes (``checkpoint,task,task_version,protocol,scale,
-seed,metric,value``), optionally with ``task_domain``, ``checkpoint_domain`` and ``source``.
+seed,metric,value``), optionally with ``task_domain``, ``checkpoint_domain``, ``source``,
+``main_metric`` and ``higher_is_better`` (a task's, the same on each of its rows) and ``headline``
+(true where the row's metric belongs on the overview though the task has no main metric).
 Every row is checked before anything is written, and a bad one is named by its line, so a
 file is imported whole or not at all. The validated rows land in ``<workdir>/imported/
 <file stem>.json`` (atomically, canonical JSON): importing the same file again writes the
@@ -30,10 +32,14 @@ from benchmark.core.specs import NAME_PATTERN, VERSION_PATTERN, Domain, Pretrain
 from benchmark.core.workdir import Workdir
 from benchmark.results.store import ResultStore
 from leaderboard.aggregate import TIDY_COLUMNS, load
+from leaderboard.csv_safety import restore
 from leaderboard.imported import imported_dir
 
 IMPORT_SCHEMA_VERSION = 1
-OPTIONAL_COLUMNS = ["task_domain", "checkpoint_domain", "source"]
+# main_metric / higher_is_better: a task's, on every row of it; headline: this row's metric is shown on
+# the overview (for a task without a main metric; a main metric always is)
+OPTIONAL_COLUMNS = ["task_domain", "checkpoint_domain", "source", "main_metric", "higher_is_better", "headline"]
+TRUE, FALSE = ("1", "true", "yes", "y"), ("0", "false", "no", "n")
 KEY = TIDY_COLUMNS[:-1]  # checkpoint .. metric: one value per key
 # A task version as ``TaskSpec`` spells it (the pattern of its ``version`` field).
 __all__ = ["ImportRow", "import_csv", "imported_dir"]  # imported_dir lives in imported.py; the CLI imports it here
@@ -108,6 +114,9 @@ class ImportRow(BaseModel):
     task_domain: Optional[Domain] = None
     checkpoint_domain: Optional[PretrainingDomain] = None
     source: str
+    main_metric: Optional[str] = None
+    higher_is_better: Optional[bool] = None
+    headline: bool = False
     line: int
 
     @classmethod
@@ -117,9 +126,9 @@ class ImportRow(BaseModel):
             raise DataError(f"line {line}: has more fields than the header", path)
         if any(v is None for v in raw.values()):
             raise DataError(f"line {line}: has fewer fields than the header", path)
-        text = {k: (v or "").strip() for k, v in raw.items()}
+        text = {k: restore((v or "").strip()) for k, v in raw.items()}  # an export's quoted formula cells
         fields = {**{c: text.get(c) or None for c in OPTIONAL_COLUMNS}, **{c: text[c] for c in TIDY_COLUMNS},
-                  "source": text.get("source") or path.name, "line": line}
+                  "source": text.get("source") or path.name, "headline": text.get("headline") or "0", "line": line}
         try:
             return cls.model_validate(fields)
         except ValidationError as exc:
@@ -179,6 +188,15 @@ class ImportRow(BaseModel):
             raise _field_error(f"value {text!r} is not finite")
         return value
 
+    @field_validator("higher_is_better", "headline", mode="before")
+    @classmethod
+    def _flag(cls, text: Optional[str], info: ValidationInfo) -> Optional[bool]:
+        if text is None:
+            return None
+        if text.lower() not in TRUE + FALSE:
+            raise _field_error(f"{info.field_name} {text!r} is not true or false")
+        return text.lower() in TRUE
+
     @field_validator("task_domain", "checkpoint_domain", mode="before")
     @classmethod
     def _choice(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
@@ -216,36 +234,58 @@ def _describe(row: ImportRow) -> str:
 
 
 def _task_infos(path: Path, rows: list[ImportRow]) -> list[dict]:
-    """Domain and main metric per task version: from the registry if the task is known there.
+    """Domain, main metric, direction and headline metrics per task version.
 
-    An unknown task needs its ``task_domain``; its main metric is its only metric, or none
-    (then it is in every table but in no overall ranking), and higher is taken as better
-    (true of every metric ctbench computes).
+    A registered task takes them from the registry (a column that contradicts it is refused).
+    An unknown task needs its ``task_domain``; its main metric is the ``main_metric`` column,
+    else its only metric, else none (then it ranks nowhere, but still gets its page and an
+    overview row per ``headline`` metric); higher is better unless ``higher_is_better`` says no.
     """
     registry = task_registry()
     infos = []
     for task, version in sorted({(r.task, r.task_version) for r in rows}):
         mine = [r for r in rows if (r.task, r.task_version) == (task, version)]
         domain = _consistent(path, mine, "task_domain", f"task {task}")
+        main = _main_metric(path, mine, task)
+        higher = _consistent(path, mine, "higher_is_better", f"task {task}")
         if task in registry:
             spec = registry.get(task).spec
-            if domain not in (None, spec.domain):
-                line = next(r.line for r in mine if r.task_domain == domain)
-                raise DataError(f"line {line}: task_domain {domain} contradicts task {task}'s domain {spec.domain}",
-                                path)
-            infos.append(_task_info(task, version, spec.domain, spec.main_metric, spec.higher_is_better))
+            for column, given, known in (("task_domain", domain, spec.domain), ("main_metric", main, spec.main_metric),
+                                         ("higher_is_better", higher, spec.higher_is_better)):
+                _agrees(path, mine, column, given, known, task)
+            infos.append(_task_info(task, version, spec.domain, spec.main_metric, spec.higher_is_better, mine))
         elif domain is None:
             line = next(r.line for r in mine)
             raise DataError(f"line {line}: unknown task {task!r}; give its task_domain column "
                             f"({', '.join(get_args(Domain))}) to import it", path)
         else:
-            infos.append(_task_info(task, version, domain, _only(sorted({r.metric for r in mine})), True))
+            main = main or _only(sorted({r.metric for r in mine}))
+            infos.append(_task_info(task, version, domain, main, True if higher is None else higher, mine))
     return infos
 
 
-def _task_info(task: str, version: str, domain: str, main: str | None, higher_is_better: bool) -> dict:
+def _main_metric(path: Path, rows: list[ImportRow], task: str) -> str | None:
+    """The ``main_metric`` column of a task's rows, which must name one of the metrics they hold."""
+    main = _consistent(path, rows, "main_metric", f"task {task}")
+    if main is not None and main not in {r.metric for r in rows}:
+        line = next(r.line for r in rows if r.main_metric == main)
+        raise DataError(f"line {line}: main_metric {main!r} is not a metric of task {task}'s rows", path)
+    return main
+
+
+def _agrees(path: Path, rows: list[ImportRow], column: str, given, known, task: str) -> None:
+    """A column given for a registered task must say what its spec says."""
+    if given is not None and given != known:
+        line = next(r.line for r in rows if getattr(r, column) == given)
+        raise DataError(f"line {line}: {column} {given} contradicts task {task}'s {column} {known}", path)
+
+
+def _task_info(task: str, version: str, domain: str, main: str | None, higher_is_better: bool,
+               rows: list[ImportRow]) -> dict:
+    """``headline_metrics``: the overview's rows for this task, its main metric and every marked one."""
+    headline = sorted({r.metric for r in rows if r.headline} | ({main} if main else set()))
     return {"task": task, "task_version": version, "domain": domain, "main_metric": main,
-            "higher_is_better": higher_is_better}
+            "higher_is_better": higher_is_better, "headline_metrics": headline}
 
 
 def _only(metrics: list[str]) -> str | None:
@@ -269,7 +309,7 @@ def _consistent(path: Path, rows: list[ImportRow], column: str, what: str) -> st
     given = {getattr(r, column) for r in rows} - {None}
     if len(given) > 1:
         line = next(r.line for r in rows if getattr(r, column) == sorted(given)[1])
-        raise DataError(f"line {line}: {what} is given {column}s {', '.join(sorted(given))}", path)
+        raise DataError(f"line {line}: {what} is given {column}s {', '.join(map(str, sorted(given)))}", path)
     return next(iter(given), None)
 
 

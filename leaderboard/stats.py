@@ -13,21 +13,21 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import NamedTuple, Optional, Sequence, TextIO
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from benchmark.core.atomic import read_npz
-from benchmark.core.errors import DataError
-from benchmark.core.specs import TaskSpec
-from benchmark.evaluation.metrics import score
-from benchmark.results.schema import CheckpointRecord, Result
-from benchmark.results.store import LoadProblem, ResultStore
-from leaderboard.aggregate import CELL, summarize, tidy
+from benchmark.results.schema import CheckpointRecord
+from leaderboard.aggregate import CELL, best_status, split_class, summarize, tidy
+from leaderboard.bootstrap import (  # noqa: F401  (re-exported: the CLI and callers import them from stats)
+    BootstrapResult,
+    bootstrap_checkpoints,
+    paired_bootstrap,
+    read_predictions,
+)
+from leaderboard.csv_safety import neutralise_columns
 from leaderboard.imported import AnyResult
 
 ALPHA = 0.05
@@ -36,8 +36,7 @@ EXPORT_COLUMNS = ["checkpoint", "task", "protocol", "scale", "metric", "n", "mea
                   "baseline", "delta_pct", "p_welch"]
 COMPARE_COLUMNS = ["checkpoint", "task", "task_version", "protocol", "scale", "metric", "n", "mean", "std",
                    "ci_low", "ci_high", "baseline", "baseline_kind", "baseline_n", "baseline_mean", "delta_pct",
-                   "p_welch", "tier", "imported", "source"]
-PREDICTION_KEYS = ("probabilities", "masks")
+                   "p_welch", "tier", "imported", "source", "status", "submitter", "bundle_sha256", "split"]
 
 
 # ---------------------------------------------------------------- who is compared with whom
@@ -55,6 +54,29 @@ def main_metrics(results: list[AnyResult]) -> dict[tuple[str, str], dict]:
     ordered = sorted(results, key=lambda r: r.imported is None)  # results run here are applied last: they win
     return {(r.job.task, r.job.task_version): {"name": r.main_metric.name, "higher_is_better": r.main_metric.higher_is_better}
             for r in ordered if r.main_metric is not None}
+
+
+def directions(results: list[AnyResult]) -> dict[tuple[str, str], dict]:
+    """``main_metrics`` plus, for a task without a main metric, ``{"name": None, "higher_is_better"}``
+    from its task record (an import's ``higher_is_better`` column), so its metrics compare the right way."""
+    out = {}
+    for r in results:
+        higher = r.task.get("higher_is_better")
+        if r.main_metric is None and isinstance(higher, bool):
+            out.setdefault((r.job.task, r.job.task_version), {"name": None, "higher_is_better": higher})
+    return {**out, **main_metrics(results)}
+
+
+def headline_metrics(results: list[AnyResult]) -> dict[tuple[str, str], list[str]]:
+    """(task, task version) -> the metrics the overview shows: the main metric, and those an import
+    marked as headline (a task without a main metric shows only these; with neither, none)."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for r in results:
+        mine = out.setdefault((r.job.task, r.job.task_version), set())
+        mine.update(m for m in (r.task.get("headline_metrics") or []) if isinstance(m, str))
+        if r.main_metric is not None:
+            mine.add(r.main_metric.name)
+    return {key: sorted(metrics) for key, metrics in sorted(out.items()) if metrics}
 
 
 def baselines(entries: Sequence[CheckpointRecord]) -> dict[str, Optional[str]]:
@@ -124,15 +146,15 @@ def compare(frame: pd.DataFrame, entries: Sequence[CheckpointRecord], mains: dic
     A baseline is compared with every other checkpoint's cell that it has too (same task
     version, protocol, scale and metric), never with itself. A cell compared with nothing
     (it is the baseline, the run has none, or the baseline lacks that cell) still gets one
-    row, with empty baseline, delta, p and tier. A metric's direction is its task's
+    row, with empty baseline, delta, p and tier; so does a cell on a custom split whose baseline
+    ran on the task's published split (``comparable``). A metric's direction is its task's
     ``higher_is_better`` (tasks declare one), True where the task is unknown.
     """
     if frame.empty:
         return pd.DataFrame(columns=COMPARE_COLUMNS)
     summary = summarize(frame).set_index(CELL)
     values = {key: _finite(group["value"]) for key, group in frame.groupby(CELL, sort=False)}
-    provenance = frame.groupby(CELL).agg(imported=("imported", "any"),
-                                         source=("source", lambda s: ";".join(sorted(set(s) - {""}))))
+    provenance = _provenance(frame)
     chosen = [(kind, name) for kind, name in baselines(entries).items() if name]
     rows = []
     for key, cell in summary.iterrows():
@@ -140,11 +162,31 @@ def compare(frame: pd.DataFrame, entries: Sequence[CheckpointRecord], mains: dic
                "ci_low": cell["ci95_low"], "ci_high": cell["ci95_high"], **provenance.loc[key].to_dict()}
         higher = mains.get((own["task"], own["task_version"]), {}).get("higher_is_better", True)
         partners = [(kind, (name, *key[1:])) for kind, name in chosen
-                    if name != own["checkpoint"] and (name, *key[1:]) in summary.index]
+                    if name != own["checkpoint"] and (name, *key[1:]) in summary.index
+                    and comparable(own["split"], provenance.loc[(name, *key[1:]), "split"])]
         for kind, other in partners or [(None, None)]:
             versus = _versus(own["mean"], values[key], kind, other, summary, values, higher) if other else _NOTHING
             rows.append({**own, **versus})
     return _sorted(pd.DataFrame(rows, columns=COMPARE_COLUMNS))
+
+
+def _provenance(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: imported or not, the imports' sources, the best status, the submitters and the
+    bundles (";"-joined, sorted); a hand-made frame without the status columns is local."""
+    frame = frame.assign(**{c: frame[c] if c in frame else default for c, default in
+                            (("status", "local"), ("submitter", ""), ("bundle", ""), ("split", ""))})
+    return frame.groupby(CELL).agg(imported=("imported", "any"), source=("source", _joined),
+                                   status=("status", best_status), submitter=("submitter", _joined),
+                                   bundle_sha256=("bundle", _joined), split=("split", split_class))
+
+
+def comparable(split_a: str, split_b: str) -> bool:
+    """A row on a custom split is never compared with one on the task's published split."""
+    return {split_a, split_b} != {"published", "custom"}
+
+
+def _joined(values) -> str:
+    return ";".join(sorted(set(values) - {""}))
 
 
 _NOTHING = {"baseline": None, "baseline_kind": None, "baseline_n": None, "baseline_mean": math.nan,
@@ -221,150 +263,20 @@ def _by_scale(table: pd.DataFrame, then: list[str]) -> pd.DataFrame:
                              kind="mergesort").reset_index(drop=True)
 
 
-# ---------------------------------------------------------------- paired bootstrap over test patients
-
-
-@dataclass(frozen=True)
-class BootstrapResult:
-    metric: str
-    difference: float   # metric(a) - metric(b) on the whole test set, averaged over seeds
-    ci_low: float
-    ci_high: float
-    confidence: float
-    n_resamples: int
-    n_valid: int        # resamples where the metric was defined for both checkpoints in every seed
-    n_patients: int
-    seeds: tuple[int, ...] = ()
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def paired_bootstrap(task: TaskSpec, pairs: Sequence[tuple[dict, dict]], metric: Optional[str] = None,
-                     n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> BootstrapResult:
-    """CI of metric(a) - metric(b) from two checkpoints' saved predictions, resampling test patients.
-
-    ``pairs`` holds, per training seed, the two prediction dicts (``case_ids``, ``patient_ids``,
-    ``y_true`` and ``probabilities`` or ``masks``, as saved beside each result). Each resample
-    draws the test patients with replacement (a patient drawn twice counts as two patients,
-    so per-patient Dice stays per patient) and recomputes the metric with
-    ``benchmark.evaluation.metrics.score`` for both checkpoints on the same rows.
-
-    Pooling over seeds: the test set is the same for every seed (the split does not depend
-    on it), so one patient draw is applied to every seed and the per-seed differences are
-    averaged; the CI is thus over patients, for the seed-averaged difference the tables show.
-    Resamples where the metric is undefined (e.g. AUC with one class drawn) are dropped
-    and counted; the CI is the percentile interval of the rest. Written with numpy, not
-    scipy.stats.bootstrap, which resamples observations, not groups, and cannot drop those.
-    """
-    metric = metric or task.main_metric
-    scoring = _scoring_task(task, metric)
-    aligned = [_aligned(a, b) for a, b in pairs]
-    patients = _shared_patients(aligned)
-    draws = np.random.default_rng(seed).integers(0, len(patients), size=(n_resamples, len(patients)))
-    per_seed = np.empty((n_resamples, len(aligned)))
-    for column, (a, b) in enumerate(aligned):
-        groups = [np.flatnonzero(a["patient_ids"] == p) for p in patients]
-        for row, draw in enumerate(draws):
-            rows = np.concatenate([groups[i] for i in draw])
-            labels = np.repeat(np.arange(len(draw)), [len(groups[i]) for i in draw])
-            per_seed[row, column] = (_metric(scoring, metric, a, rows, labels)
-                                     - _metric(scoring, metric, b, rows, labels))
-    pooled = per_seed.mean(axis=1)
-    valid = pooled[np.isfinite(pooled)]
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(valid, [tail, 1 - tail]) if len(valid) else (math.nan, math.nan)
-    observed = np.mean([_metric(scoring, metric, a) - _metric(scoring, metric, b) for a, b in aligned])
-    return BootstrapResult(metric, float(observed), float(low), float(high), confidence, n_resamples, len(valid),
-                           len(patients))
-
-
-def bootstrap_checkpoints(store: ResultStore, checkpoint_a: str, checkpoint_b: str, task: str, task_version: str,
-                          protocol: str, scale: float, **options) -> BootstrapResult:
-    """``paired_bootstrap`` over the seeds both checkpoints have stored for one task/protocol/scale.
-
-    Only results run here qualify: imported rows have no predictions. ``options`` go to
-    ``paired_bootstrap`` (metric, n_resamples, seed, confidence).
-    """
-    found: dict[tuple[str, int], tuple[Path, Result]] = {}
-    for path, item in store.iter_files():
-        if isinstance(item, LoadProblem):
-            continue
-        job = item.job
-        if (job.checkpoint in (checkpoint_a, checkpoint_b) and job.task == task and job.task_version == task_version
-                and job.protocol == protocol and float(job.scale) == float(scale)):
-            if (job.checkpoint, int(job.seed)) in found:
-                raise DataError(f"a second result of {job.checkpoint} seed {job.seed} for the same cell "
-                                f"(another profile?)", path)
-            found[(job.checkpoint, int(job.seed))] = (path, item)
-    seeds = sorted(s for c, s in found if c == checkpoint_a and (checkpoint_b, s) in found)
-    if not seeds:
-        raise DataError(f"no seed has results of both {checkpoint_a} and {checkpoint_b} on {task}@{task_version} "
-                        f"{protocol} scale {scale:g}", store.root)
-    spec = found[(checkpoint_a, seeds[0])][1].task.spec()
-    pairs = [(_predictions(*found[(checkpoint_a, s)]), _predictions(*found[(checkpoint_b, s)])) for s in seeds]
-    result = paired_bootstrap(spec, pairs, **options)
-    return BootstrapResult(**{**result.as_dict(), "seeds": tuple(seeds)})
-
-
-def _predictions(path: Path, result: Result) -> dict:
-    if result.predictions_file is None:
-        raise KeyError("predictions_file")
-    return read_npz(path.parent / result.predictions_file)
-
-
-def _scoring_task(task: TaskSpec, metric: str) -> TaskSpec:
-    """Classification scores only the metric asked for (a resample costs one metric, not all)."""
-    if task.kind == "segmentation":
-        return task
-    if metric not in task.metrics:
-        raise ValueError(f"task {task.name} has no metric {metric!r} (it has {', '.join(task.metrics)})")
-    return task.model_copy(update={"metrics": [metric], "main_metric": metric})
-
-
-def _aligned(a: dict, b: dict) -> tuple[dict, dict]:
-    """b's rows in a's case order; both must hold the same test cases with the same truth."""
-    order = pd.Index(b["case_ids"]).get_indexer(a["case_ids"])
-    if len(a["case_ids"]) != len(b["case_ids"]) or (order < 0).any():
-        raise ValueError("the two checkpoints' predictions are not of the same test cases")
-    b = {key: value[order] for key, value in b.items()}
-    if not np.array_equal(a["y_true"], b["y_true"]) or not np.array_equal(a["patient_ids"], b["patient_ids"]):
-        raise ValueError("the two checkpoints' predictions disagree on the truth or patients of a case")
-    return a, b
-
-
-def _shared_patients(aligned: list[tuple[dict, dict]]) -> np.ndarray:
-    patients = np.unique(aligned[0][0]["patient_ids"])
-    if any(not np.array_equal(np.unique(a["patient_ids"]), patients) for a, _ in aligned):
-        raise ValueError("the seeds' predictions are not of the same test patients")
-    return patients
-
-
-def _metric(task: TaskSpec, metric: str, predictions: dict, rows: Optional[np.ndarray] = None,
-            patient_ids: Optional[np.ndarray] = None) -> float:
-    """The metric on ``rows`` (all if None), with ``patient_ids`` standing in for the saved ones."""
-    rows = np.arange(len(predictions["y_true"])) if rows is None else rows
-    patient_ids = predictions["patient_ids"][rows] if patient_ids is None else patient_ids
-    key = next(k for k in PREDICTION_KEYS if k in predictions)
-    scores = score(task, predictions["y_true"][rows], patient_ids, {key: predictions[key][rows]})
-    if metric not in scores:
-        raise ValueError(f"task {task.name} has no metric {metric!r}")
-    return scores[metric]
-
-
 # ---------------------------------------------------------------- ``ctbench leaderboard export``
 
 
 def leaderboard_table(results: list[AnyResult]) -> pd.DataFrame:
     """The aggregate table of ``leaderboard export`` (``COMPARE_COLUMNS``) from loaded results."""
-    return compare(tidy(results), checkpoint_entries(results), main_metrics(results))
+    return compare(tidy(results), checkpoint_entries(results), directions(results))
 
 
 def write_table(table: pd.DataFrame, fmt: str, out: TextIO) -> None:
     """CSV with exactly ``EXPORT_COLUMNS`` and fixed formats (empty = none/undefined), or JSON
     records of every ``COMPARE_COLUMNS`` field (NaN as null), in the table's (stable) order."""
     if fmt == "csv":
-        _formatted(table).to_csv(out, index=False, lineterminator="\n")
+        text_columns = [c for c in EXPORT_COLUMNS if c not in FORMATS]
+        neutralise_columns(_formatted(table), text_columns).to_csv(out, index=False, lineterminator="\n")
         return
     records = [{k: plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
     out.write(json.dumps(records, indent=2, allow_nan=False) + "\n")

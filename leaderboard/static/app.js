@@ -27,9 +27,22 @@ function sortTable(table, column, header) {
   rows.forEach(row => body.appendChild(row));
 }
 
-function filterDomain(domain) {
-  document.querySelectorAll("[data-domain]").forEach(element => {
-    element.hidden = domain !== "all" && element.dataset.domain !== domain;
+const RANKED = ["verified", "local"];
+
+function statusShown(status, wanted) {
+  return wanted === "all" || status === wanted || (wanted === "ranked" && RANKED.includes(status));
+}
+
+// Both filters at once: an element is shown when its domain and its status (where it has them) pass.
+function applyFilters() {
+  const domainSelect = document.getElementById("domain-filter");
+  const statusSelect = document.getElementById("status-filter");
+  const domain = domainSelect ? domainSelect.value : "all";
+  const status = statusSelect ? statusSelect.value : "all";
+  document.querySelectorAll("[data-domain], [data-status]").forEach(element => {
+    const domainOk = element.dataset.domain === undefined || domain === "all" || element.dataset.domain === domain;
+    const statusOk = element.dataset.status === undefined || statusShown(element.dataset.status, status);
+    element.hidden = !(domainOk && statusOk);
   });
 }
 
@@ -40,6 +53,8 @@ document.addEventListener("DOMContentLoaded", () => {
       header.title = "sort";
     });
   });
-  const select = document.getElementById("domain-filter");
-  if (select) select.addEventListener("change", () => filterDomain(select.value));
+  ["domain-filter", "status-filter"].forEach(id => {
+    const select = document.getElementById(id);
+    if (select) select.addEventListener("change", applyFilters);
+  });
 });
