@@ -78,10 +78,10 @@ def layout_problems(infos: list[zipfile.ZipInfo], valid_name: Callable[[str], bo
 
 
 def _member_problems(info: zipfile.ZipInfo, valid_name: Callable[[str], bool], rule: str) -> list[str]:
-    mode = info.external_attr >> 16
+    file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 where the writer (Windows, writestr) records no type
     checks = [
         (not valid_name(info.filename), f"not a name a bundle holds ({rule})"),
-        (info.is_dir() or (mode and not stat.S_ISREG(mode)), "not a regular file (a symlink, folder or device)"),
+        (info.is_dir() or file_type not in (0, stat.S_IFREG), "not a regular file (a symlink, folder or device)"),
         (info.flag_bits & 0x1, "encrypted"),
         (info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED), "compressed by an unsupported method"),
         (info.file_size > MAX_MEMBER_BYTES, f"unpacks to {info.file_size} bytes, more than {MAX_MEMBER_BYTES}"),

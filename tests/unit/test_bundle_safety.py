@@ -233,3 +233,13 @@ def test_every_problem_is_one_line_whatever_bundle_json_names(bundle, tmp_path):
     problems = problems_of(tmp_path / "evil.zip")
     assert "evil\\nrefused: all is well: listed in bundle.json's results but not in the bundle" in problems
     assert all("\n" not in p for p in problems)
+
+
+def test_a_bundle_repacked_by_a_tool_that_records_no_file_type_still_reads(bundle, tmp_path):
+    """Windows zippers and ``ZipFile.writestr(name, ...)`` leave the type bits of a member's mode at 0."""
+    repacked = tmp_path / "repacked.zip"
+    with zipfile.ZipFile(repacked, "w") as archive:
+        for name, data in members_of(bundle).items():
+            archive.writestr(name, data)
+    assert all(stat.S_IFMT(i.external_attr >> 16) == 0 for i in zipfile.ZipFile(repacked).infolist())
+    assert read_bundle(repacked).checkpoint == "mine"
