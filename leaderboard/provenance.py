@@ -16,14 +16,13 @@ from leaderboard.imported import AnyResult
 from leaderboard.ingested import RANKED
 
 
-def published_memberships(workdir: Path) -> dict[tuple[str, str], str] | None:
-    """(task, version) -> the published split's membership, shipped and imported into ``workdir``;
-    None (no row is marked) where ``benchmark.data.published`` is unavailable or unreadable."""
-    try:
-        from benchmark.data.published import published_memberships as memberships
-        return memberships(workdir)
-    except (ImportError, OSError, ValueError, KeyError, TypeError):
-        return None
+def published_memberships(workdir: Path) -> dict[tuple[str, str], str]:
+    """(task, version) -> the published split's membership, shipped and imported into ``workdir``.
+    An unreadable published set stops the build with its one-line DataError: marking no row custom
+    would silently rank custom splits beside published ones."""
+    from benchmark.data.published import published_memberships as memberships
+
+    return memberships(workdir)
 
 
 def with_split(frame: pd.DataFrame, published: dict[tuple[str, str], str] | None) -> pd.DataFrame:
