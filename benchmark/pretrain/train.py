@@ -3,7 +3,8 @@
 Reproducibility: the backbone and heads are initialised after ``torch.manual_seed(seed)``;
 every random draw of the loop (the epoch's shuffle and all augmentation parameters) comes
 from one CPU ``torch.Generator`` seeded with ``seed``; there is no DataLoader and no worker.
-The same corpus, recipe, torch build and thread count therefore give the same weight bytes.
+The loop runs on ``PRETRAIN_THREADS`` CPU threads whatever the machine has, so the same corpus,
+recipe and torch build give the same weight bytes on 1, 2 or 16 cores.
 
 Resume: after each epoch, ``OUT.state.pt`` is written atomically with the method's state
 (backbone, heads, momentum copies), the optimizer, the completed epoch count, the
@@ -29,7 +30,7 @@ from benchmark.core.atomic import atomic_open
 from benchmark.core.errors import CheckpointError, ConfigError, CTBenchError, JobError
 from benchmark.core.hashing import canonical_hash, file_sha256
 from benchmark.core.specs import CheckpointSpec
-from benchmark.evaluation.accel import pick_device, seed_everything
+from benchmark.evaluation.accel import cpu_threads, pick_device, seed_everything
 from benchmark.models.backbones import create_backbone
 from benchmark.pretrain.augment import SimCLRAugment
 from benchmark.pretrain.corpus import find_corpus_files, fingerprint, load_corpus
@@ -38,6 +39,10 @@ from benchmark.pretrain.output import check_name, default_name, read_sidecar, si
 from benchmark.pretrain.recipe import DEMO_RECIPES, Recipe
 
 STATE_VERSION = 1
+# A CPU run's sums depend on how many threads split them (test_resnet at 32 px: another sha256 with 1
+# thread than with 2), and torch defaults to the machine's cores. Pinned, a demo reference has the
+# same bytes on every machine; 2 is what the 2-core machines measuring the README used by default.
+PRETRAIN_THREADS = 2
 EpochCallback = Callable[[int, float], None]
 
 
@@ -80,68 +85,69 @@ def pretrain(corpus: Path, out: Path, *, method: Optional[str] = None, arch: Opt
     name = check_name(name or default_name(out))
     dev = resolve_device(device)
 
-    data = load_corpus(Path(corpus), recipe.image_size, progress=progress)
-    mean, std = data.channel_stats()
-    batch = min(recipe.batch_size, len(data))
-    steps_per_epoch = len(data) // batch
-    total_steps = steps_per_epoch * recipe.epochs
-    warmup_steps = min(round(recipe.warmup_epochs * steps_per_epoch), total_steps // 2)
-    run_key = canonical_hash({"state_version": STATE_VERSION, "recipe": recipe.to_dict(), "corpus": data.fingerprint,
-                              "preprocessing": data.preprocessing.model_dump(mode="json"), "mean": mean, "std": std,
-                              "batch": batch})
+    with cpu_threads(PRETRAIN_THREADS if dev.type == "cpu" else None):  # the same bytes on 1, 2 or 16 cores
+        data = load_corpus(Path(corpus), recipe.image_size, progress=progress)
+        mean, std = data.channel_stats()
+        batch = min(recipe.batch_size, len(data))
+        steps_per_epoch = len(data) // batch
+        total_steps = steps_per_epoch * recipe.epochs
+        warmup_steps = min(round(recipe.warmup_epochs * steps_per_epoch), total_steps // 2)
+        run_key = canonical_hash({"state_version": STATE_VERSION, "recipe": recipe.to_dict(), "corpus": data.fingerprint,
+                                  "preprocessing": data.preprocessing.model_dump(mode="json"), "mean": mean, "std": std,
+                                  "batch": batch})
 
-    seed_everything(recipe.seed)
-    backbone = create_backbone(recipe.arch, 3)
-    model = build_method(backbone, recipe)
-    if dev.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU, same values
-    model = model.to(dev)
-    optimizer = _optimizer([p for p in model.parameters() if p.requires_grad], recipe)
-    gen = torch.Generator().manual_seed(recipe.seed)
-    losses: list[float] = []
-    start_epoch = _restore(state_path(out), run_key, resume, model, optimizer, gen, losses, dev)
+        seed_everything(recipe.seed)
+        backbone = create_backbone(recipe.arch, 3)
+        model = build_method(backbone, recipe)
+        if dev.type == "cpu":
+            model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU, same values
+        model = model.to(dev)
+        optimizer = _optimizer([p for p in model.parameters() if p.requires_grad], recipe)
+        gen = torch.Generator().manual_seed(recipe.seed)
+        losses: list[float] = []
+        start_epoch = _restore(state_path(out), run_key, resume, model, optimizer, gen, losses, dev)
 
-    augment = SimCLRAugment(recipe, mean, std)
-    started = time.perf_counter()
-    for epoch in range(start_epoch, recipe.epochs):
-        model.train()
-        order = torch.randperm(len(data), generator=gen)
-        epoch_losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"{recipe.method} epoch {epoch + 1}/{recipe.epochs}", unit="step",
-                   disable=not progress, leave=False)
-        for i in bar:
-            step = epoch * steps_per_epoch + i
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total_steps, warmup_steps, recipe.lr)
-            images = data.images[order[i * batch:(i + 1) * batch]].float()
-            x0, x1 = augment(images, gen), augment(images, gen)
-            x0, x1 = (v.to(dev).contiguous(memory_format=torch.channels_last) for v in (x0, x1))
-            loss = model.training_loss(x0, x1, step, total_steps)
-            if not torch.isfinite(loss):
-                raise JobError(f"{recipe.method} loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}; "
-                               "lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            epoch_losses.append(loss.item())
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        losses.append(float(np.mean(epoch_losses)))
-        _save_state(state_path(out), run_key, epoch + 1, model, optimizer, gen, losses)
-        if progress:
-            tqdm.write(f"{recipe.method} epoch {epoch + 1}/{recipe.epochs}: loss {losses[-1]:.4f} "
-                       f"({time.perf_counter() - started:.0f} s)")
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, losses[-1])
+        augment = SimCLRAugment(recipe, mean, std)
+        started = time.perf_counter()
+        for epoch in range(start_epoch, recipe.epochs):
+            model.train()
+            order = torch.randperm(len(data), generator=gen)
+            epoch_losses = []
+            bar = tqdm(range(steps_per_epoch), desc=f"{recipe.method} epoch {epoch + 1}/{recipe.epochs}", unit="step",
+                       disable=not progress, leave=False)
+            for i in bar:
+                step = epoch * steps_per_epoch + i
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, total_steps, warmup_steps, recipe.lr)
+                images = data.images[order[i * batch:(i + 1) * batch]].float()
+                x0, x1 = augment(images, gen), augment(images, gen)
+                x0, x1 = (v.to(dev).contiguous(memory_format=torch.channels_last) for v in (x0, x1))
+                loss = model.training_loss(x0, x1, step, total_steps)
+                if not torch.isfinite(loss):
+                    raise JobError(f"{recipe.method} loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}; "
+                                   "lower the learning rate")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                epoch_losses.append(loss.item())
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            losses.append(float(np.mean(epoch_losses)))
+            _save_state(state_path(out), run_key, epoch + 1, model, optimizer, gen, losses)
+            if progress:
+                tqdm.write(f"{recipe.method} epoch {epoch + 1}/{recipe.epochs}: loss {losses[-1]:.4f} "
+                           f"({time.perf_counter() - started:.0f} s)")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, losses[-1])
 
-    training = {"batch_size": batch, "steps_per_epoch": steps_per_epoch, "warmup_steps": warmup_steps,
-                "schedule": "linear warm-up then cosine to 0, per step", "seed": recipe.seed,
-                "augment_generator": "torch.Generator (CPU)", "device": dev.type,
-                "threads": torch.get_num_threads()}
-    spec = write_outputs(out, model.backbone.cpu(), recipe=recipe, corpus=data, name=name,
-                         pretraining_domain=pretraining_domain or data.domain, demo=demo, mean=mean, std=std,
-                         losses=[round(v, 6) for v in losses], training=training)
-    state_path(out).unlink(missing_ok=True)
-    return spec
+        training = {"batch_size": batch, "steps_per_epoch": steps_per_epoch, "warmup_steps": warmup_steps,
+                    "schedule": "linear warm-up then cosine to 0, per step", "seed": recipe.seed,
+                    "augment_generator": "torch.Generator (CPU)", "device": dev.type,
+                    "threads": torch.get_num_threads()}
+        spec = write_outputs(out, model.backbone.cpu(), recipe=recipe, corpus=data, name=name,
+                             pretraining_domain=pretraining_domain or data.domain, demo=demo, mean=mean, std=std,
+                             losses=[round(v, 6) for v in losses], training=training)
+        state_path(out).unlink(missing_ok=True)
+        return spec
 
 
 def default_recipe(corpus: Path) -> Recipe:

@@ -60,6 +60,20 @@ def straight_run(natural_corpus, tmp_path_factory) -> Path:
     return out
 
 
+def test_the_weights_do_not_depend_on_the_callers_thread_count(natural_corpus, straight_run, tmp_path):
+    """1 and 2 torch threads give different sums at this size; the pin makes both the reference's bytes."""
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out = tmp_path / f"threads-{threads}.safetensors"
+            pretrain(natural_corpus, out, epochs=2, batch_size=8, **TINY)
+            assert file_sha256(out) == file_sha256(straight_run), f"{threads} caller thread(s)"
+            assert torch.get_num_threads() == threads, "the caller's thread count is restored"
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_ct_run_writes_weights_and_a_valid_sidecar(ct_corpus, tmp_path):
     out = tmp_path / "ct-demo.safetensors"
     spec = pretrain(ct_corpus, out, epochs=1, batch_size=8, demo=True, **TINY)
