@@ -2,7 +2,8 @@
 
 It answers the first questions asked of any new dataset (is it CT, what shape, what voxel
 size, is the HU scale sane) before a task is written for it, and it refuses the folders
-that would later be read wrongly: mixed series and uneven slice gaps.
+that would later be read wrongly: mixed series, mixed orientations and uneven slice gaps.
+A file that is not a CT image is refused with a description of what it is instead.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pydicom
 
 from benchmark.core.errors import DataError
 from benchmark.data.readers.dicom import iter_dicom_files, read_ct_slice, read_header
+from benchmark.data.readers.dicom_describe import orientation_label, orientation_of
 from benchmark.data.readers.nifti import read_volume
 
 #: Relative tolerance on slice gaps; scanners write positions rounded to ~0.01 mm.
@@ -47,7 +49,7 @@ def slice_position(ds: pydicom.Dataset) -> float:
 
 
 def _inspect_dicom_file(path: Path) -> dict:
-    hu, ds = read_ct_slice(path, require_ct=False)
+    hu, ds = read_ct_slice(path)
     thickness = ds.get("SliceThickness")
     return {"path": str(path), "format": "dicom", "modality": ds.get("Modality"),
             "shape": list(hu.shape),
@@ -64,7 +66,7 @@ def _inspect_series(folder: Path) -> dict:
     order = sorted(range(len(files)), key=lambda i: (slice_position(headers[i]), files[i].name))
     hu_min, hu_max, shapes = np.inf, -np.inf, set()
     for i in order:  # one slice in memory at a time: a series can be gigabytes
-        hu, _ = read_ct_slice(files[i], require_ct=False)
+        hu, _ = read_ct_slice(files[i])
         hu_min, hu_max = min(hu_min, float(hu.min())), max(hu_max, float(hu.max()))
         shapes.add(hu.shape)
     if len(shapes) > 1:
@@ -92,6 +94,32 @@ def _check_one_series(folder: Path, headers: list[pydicom.Dataset]) -> None:
         shown = ", ".join(uids[:3]) + (f" and {len(uids) - 3} more" if len(uids) > 3 else "")
         raise DataError(f"mixes {len(uids)} series (SeriesInstanceUID {shown}); "
                         "point at one series folder", folder)
+    _check_one_orientation(folder, headers)
+
+
+def _check_one_orientation(folder: Path, headers: list[pydicom.Dataset]) -> None:
+    """Slices of one volume share ImageOrientationPatient. Without this check a sagittal and a
+    coronal localizer at one position come out as "inconsistent slice gaps", hiding the cause."""
+    counts: dict[str, int] = {}
+    for header in headers:
+        orientation = orientation_of(header)
+        if orientation is not None:
+            label = orientation_label(tuple(round(v, 2) for v in orientation))
+            counts[label] = counts.get(label, 0) + 1
+    if len(counts) < 2:
+        return
+    shown = ", ".join(f"{label} in {n} file(s)" for label, n in counts.items())
+    localizers = any("LOCALIZER" in _image_type(h) for h in headers)
+    why = "; ImageType LOCALIZER: these are localizer (scout) images, not an axial volume" if localizers else ""
+    raise DataError(f"mixes {len(counts)} orientations (ImageOrientationPatient differs between files: "
+                    f"{shown}){why}", folder)
+
+
+def _image_type(ds: pydicom.Dataset) -> list[str]:
+    value = ds.get("ImageType")
+    if value is None or isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in value]
 
 
 def _slice_spacing(folder: Path, ordered: list[pydicom.Dataset]) -> float | None:

@@ -129,7 +129,9 @@ def test_non_ct_modality_inside_a_ct_task_is_named_by_tasks_validate(tmp_path, c
     ds.save_as(mr)
     _labels_csv(root, [("ct", "x"), ("mr", "y")])
     code, out, err = _cli(capsys, "tasks", "validate", "dicom-folder", "--data", str(root))
-    assert code == 2 and out.splitlines() == [f"{mr}: modality is 'MR', expected 'CT'"]
+    assert code == 2 and out.splitlines() == [
+        f"{mr}: is not usable as CT, it is an MR image: modality is 'MR', expected 'CT' (SOP class CT Image "
+        "Storage, Modality MR, 1 frame(s) of 16 x 16, orientation axial (normal 0,0,1))"]
     assert err.strip().splitlines() == [f"1 problem(s) in {root} for task dicom-folder"]
 
 

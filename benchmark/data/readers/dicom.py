@@ -17,6 +17,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.uid import UID
 
 from benchmark.core.errors import DataError
+from benchmark.data.readers.dicom_describe import describe, not_ct_reason
 from benchmark.data.readers.failure import one_line
 
 # pip packages that give pydicom a decoder, by transfer syntax family (pydicom's own
@@ -65,13 +66,19 @@ def read_ct_slice(path: Path, require_ct: bool = True) -> tuple[np.ndarray, pydi
 
     MONOCHROME1 slices are not inverted: the rescale (the Modality LUT) gives HU whatever the
     photometric interpretation, which only says how a viewer displays them after windowing.
-    Colour, multi-frame and compressed-without-decoder files are refused by name.
+    Colour, multi-frame and compressed-without-decoder files are refused by name. A file that
+    is not a CT image (an MR image, a SEG or SR object...) is refused with what it is, checked
+    before its missing pixels or rescale tags, which would only be symptoms of that.
+    ``require_ct=False`` reads any modality's image with a rescale as if it were HU.
     """
     path = Path(path)
     ds = _read(path, stop_before_pixels=False)
+    modality = _tag(ds, "Modality", path)
+    reason = not_ct_reason(ds) if require_ct else None
+    if reason is not None:
+        raise DataError(f"is not usable as CT, it is {reason} ({describe(ds)})", path)
     if "PixelData" not in ds:
         raise DataError("has no PixelData (not an image, or cut short before its pixels)", path)
-    modality = _tag(ds, "Modality", path)
     if require_ct and modality != "CT":
         raise DataError(f"modality is {modality!r}, expected 'CT'", path)
     slope, intercept = _rescale(ds, path)
@@ -162,7 +169,49 @@ def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
     rows, columns = _tag(ds, "Rows", path), _tag(ds, "Columns", path)
     if stored.shape != (rows, columns):
         raise DataError(f"pixel array has shape {stored.shape}, not (Rows, Columns) = ({rows}, {columns})", path)
+    _check_bits_stored(ds, path)
     return stored
+
+
+def _check_bits_stored(ds: pydicom.Dataset, path: Path) -> None:
+    """Refuse stored values wider than BitsStored, which pydicom would mask silently.
+
+    pydicom keeps only the bits up to HighBit, so a file that declares BitsStored 12 but
+    holds 16-bit values wraps them into wrong HU without a word. The raw words of an
+    uncompressed file are checked before that masking: one min/max per slice, no copy.
+    Signed values may come sign-extended or with the high bits left at zero (both are
+    written by scanners), so the allowed range is their union. Compressed data is decoded
+    by pydicom before it can be seen, so it is not checked here.
+    """
+    raw = _raw_words(ds)
+    if raw is None or not raw.size:
+        return
+    bits = int(ds.BitsStored)
+    low = -(1 << (bits - 1)) if ds.PixelRepresentation == 1 else 0
+    high = (1 << bits) - 1
+    smallest, largest = int(raw.min()), int(raw.max())
+    if largest > high or smallest < low:
+        span = f"values up to {largest}" if largest > high else f"values down to {smallest}"
+        raise DataError(f"BitsStored {bits} but {span}: the file's pixel data is wider than it declares", path)
+
+
+def _raw_words(ds: pydicom.Dataset) -> np.ndarray | None:
+    """The uncompressed pixel words as stored (signed view for PixelRepresentation 1),
+    or None where they cannot be seen without decoding or BitsStored leaves no spare bits."""
+    syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    try:
+        allocated, bits, signed = int(ds.BitsAllocated), int(ds.BitsStored), int(ds.PixelRepresentation) == 1
+        count = int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames") or 1) * int(ds.get("SamplesPerPixel") or 1)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if not syntax.is_transfer_syntax or syntax.is_compressed or allocated not in (8, 16, 32) or bits >= allocated:
+        return None
+    order = "<" if syntax.is_little_endian else ">"
+    dtype = np.dtype(f"{order}{'i' if signed else 'u'}{allocated // 8}")
+    data = ds.PixelData
+    if len(data) < count * dtype.itemsize:
+        return None
+    return np.frombuffer(data, dtype=dtype, count=count)
 
 
 def _decoder_available(syntax: UID) -> bool:
