@@ -27,7 +27,7 @@ from benchmark.core.hashing import canonical_hash
 from benchmark.core.specs import CheckpointSpec, RunSpec
 from benchmark.core.workdir import Workdir
 from benchmark.data.splits import budget_rows
-from benchmark.evaluation.accel import Accelerator, pick_device
+from benchmark.evaluation.accel import Accelerator, cpu_threads, pick_device
 from benchmark.evaluation.profiles import PROFILES
 from benchmark.evaluation.protocols import PROTOCOLS, JobContext
 from benchmark.execution.job_runner import CheckpointModel, TaskData, holds_out, job_budget, prepare_task
@@ -36,6 +36,7 @@ from benchmark.results.store import ResultStore
 SCHEMA_VERSION = 1
 MAX_CASES = 512  # test slices compared; CKA's n x n Gram matrices grow with the square
 DIGITS = 6
+ANALYSIS_THREADS = 2  # what the 2-core machines that measured the README used by default
 
 
 def analysis_folder(workdir: Workdir, task: str) -> Path:
@@ -43,14 +44,22 @@ def analysis_folder(workdir: Workdir, task: str) -> Path:
 
 
 def analyze(workdir: Workdir, checkpoints: Sequence[CheckpointSpec | str], task: str, spec: RunSpec,
-            protocol: str = REUSE_PROTOCOL, scale: float = 1.0, seed: int = 42, max_cases: int = MAX_CASES,
-            groups: int = GROUPS, log: Callable[[str], None] = print) -> dict:
+            **options) -> dict:
     """Analyse ``checkpoints`` on ``task`` and write analysis.json and four SVGs; returns the JSON payload.
 
     ``spec`` supplies the profile, device, precision, data roots and weight files, as for a
     run. Feature reuse finetunes each checkpoint with the ``finetune`` protocol at ``scale`` and
     ``seed``; who-knew-what reads the stored ``protocol`` job at the same scale and seed.
+    ``options``: protocol, scale, seed, max_cases, groups, log. On CPU it runs on ANALYSIS_THREADS
+    threads, so its numbers are the same on 1, 2 or 16 cores (torch's default is the core count).
     """
+    with cpu_threads(ANALYSIS_THREADS if pick_device(spec.device).type == "cpu" else None):
+        return _analyze(workdir, checkpoints, task, spec, **options)
+
+
+def _analyze(workdir: Workdir, checkpoints: Sequence[CheckpointSpec | str], task: str, spec: RunSpec,
+             protocol: str = REUSE_PROTOCOL, scale: float = 1.0, seed: int = 42, max_cases: int = MAX_CASES,
+             groups: int = GROUPS, log: Callable[[str], None] = print) -> dict:
     task_obj = _analysable(task, max_cases)
     specs = _resolve(checkpoints, workdir, spec)
     profile = PROFILES[spec.profile]

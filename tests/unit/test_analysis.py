@@ -227,3 +227,23 @@ def test_a_skipped_who_knew_what_still_renders_deterministically(tmp_path):
     skipped = {"protocol": "finetune", "scale": 1.0, "seed": 42, "skipped": "no stored predictions"}
     one, two = (plots.render_svg(plots.draw_who_knew_what(skipped), tmp_path / name, (6, 3)) for name in "ab")
     assert one.read_bytes() == two.read_bytes()
+
+
+def test_the_analysis_runs_on_a_fixed_thread_count_whatever_the_caller_has(monkeypatch):
+    """Its finetuned copy and CKA sums moved with torch's default (the core count) between 1 and 2 cores."""
+    import torch
+
+    from benchmark.analysis import report
+    from benchmark.core.specs import RunSpec
+
+    seen = []
+    monkeypatch.setattr(report, "_analyze", lambda *args, **kwargs: seen.append(torch.get_num_threads()) or {})
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            report.analyze(None, [], "phantom-body-region", RunSpec(checkpoints=[], tasks=[], device="cpu"))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [report.ANALYSIS_THREADS] * 2
