@@ -21,7 +21,7 @@ from typing import Mapping
 
 from benchmark.core.specs import INPUT_CONVENTIONS
 from benchmark.models.formats.base import Evidence, Extracted, Format, Rule
-from benchmark.models.formats.keys import tensor_dict, unwrap
+from benchmark.models.formats.keys import tensor_dict, unwrap_under
 from benchmark.models.formats.vit_common import block_count, family_guard, grid_size, mlp_ratio, pick
 
 NAMES = {(768, 12, 12, 16, 3072): "beit_base_patch16_224", (1024, 24, 16, 16, 4096): "beit_large_patch16_224"}
@@ -34,13 +34,8 @@ SHARED_TABLE = "rel_pos_bias.relative_position_bias_table"
 BLOCK_TABLE = "blocks.0.attn.relative_position_bias_table"
 
 
-def model_state(obj: object) -> Mapping:
-    top = obj if isinstance(obj, Mapping) else {}
-    return top["module"] if isinstance(top.get("module"), Mapping) else unwrap(obj)
-
-
 def extract(obj: object, path: Path) -> Extracted:
-    state = tensor_dict(model_state(obj), path)
+    state = tensor_dict(unwrap_under(obj, "module"), path)
     dropped: dict[str, int] = {}
     kept = {}
     for key, value in state.items():
@@ -87,7 +82,7 @@ def _architecture(out: Extracted, path: Path, v2: bool) -> None:
 
 
 def _gamma_and_bias(evidence: Evidence) -> str | None:
-    inner = model_state(evidence.obj)
+    inner = unwrap_under(evidence.obj, "module")
     keys = {str(k) for k in inner} if isinstance(inner, Mapping) else set(evidence.keys)
     if {"blocks.0.gamma_1", "blocks.0.attn.q_bias"} <= keys and (SHARED_TABLE in keys or BLOCK_TABLE in keys):
         return "blocks.N.gamma_1, attn.q_bias/v_bias and relative_position_bias_table keys (BEiT's layout)"

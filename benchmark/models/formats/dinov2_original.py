@@ -19,7 +19,7 @@ from typing import Mapping
 
 from benchmark.core.specs import INPUT_CONVENTIONS
 from benchmark.models.formats.base import Evidence, Extracted, Format, Rule
-from benchmark.models.formats.keys import rename, split_prefix, tensor_dict, unwrap
+from benchmark.models.formats.keys import rename, split_prefix, tensor_dict, unwrap_under
 from benchmark.models.formats.vit_common import (
     block_count,
     family_guard,
@@ -35,14 +35,8 @@ NAMES = {(384, 12, 1536, False): "vit_small_patch14{reg}_dinov2", (768, 12, 3072
          (1024, 24, 4096, False): "vit_large_patch14{reg}_dinov2", (1536, 40, 8192, True): "vit_giant_patch14{reg}_dinov2"}
 
 
-def backbone_state(obj: object) -> Mapping:
-    """The backbone's mapping: a teacher checkpoint's ``teacher`` entry, else the usual wrappers unwrapped."""
-    top = obj if isinstance(obj, Mapping) else {}
-    return top["teacher"] if isinstance(top.get("teacher"), Mapping) else unwrap(obj)
-
-
 def extract(obj: object, path: Path) -> Extracted:
-    state = tensor_dict(backbone_state(obj), path)
+    state = tensor_dict(unwrap_under(obj, "teacher"), path)
     dropped: dict[str, int] = {}
     if any(k.startswith("backbone.") for k in state):
         state, dropped = split_prefix(state, "backbone.")
@@ -85,7 +79,7 @@ def _architecture(out: Extracted, path: Path, pos, registers: int) -> None:
 
 
 def _keys(evidence: Evidence) -> set[str]:
-    inner = backbone_state(evidence.obj)
+    inner = unwrap_under(evidence.obj, "teacher")
     keys = [str(k) for k in inner] if isinstance(inner, Mapping) else evidence.keys
     return {k[len("backbone."):] if k.startswith("backbone.") else k for k in keys}
 

@@ -34,6 +34,13 @@ def unwrap(obj: object) -> object:
     return obj
 
 
+def unwrap_under(obj: object, key: str) -> object:
+    """``obj[key]`` where a format keeps its weights under a name of its own (RadiologyNET's
+    ``model_state``, a DINOv2 teacher's ``teacher``, BEiT's ``module``), else the usual wrappers."""
+    top = obj if isinstance(obj, Mapping) else {}
+    return top[key] if isinstance(top.get(key), Mapping) else unwrap(obj)
+
+
 def strip_wrappers(key: str) -> str:
     """Remove DataParallel's ``module.`` and torch.compile's ``_orig_mod.`` from the front, however nested."""
     changed = True

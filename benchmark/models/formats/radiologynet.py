@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Mapping
 
 from benchmark.models.formats.base import Evidence, Extracted, Format, Rule
-from benchmark.models.formats.keys import rename, tensor_dict, unwrap
+from benchmark.models.formats.keys import rename, tensor_dict, unwrap_under
 
 NAMES = {"ResNet18": "resnet18", "ResNet34": "resnet34", "ResNet50": "resnet50"}
 
 
 def extract(obj: object, path: Path) -> Extracted:
     top = obj if isinstance(obj, Mapping) else {}
-    raw = top["model_state"] if isinstance(top.get("model_state"), Mapping) else unwrap(obj)
-    state = tensor_dict(raw, path, "a model_state of tensors")
+    state = tensor_dict(unwrap_under(obj, "model_state"), path, "a model_state of tensors")
     mapped = rename(state, lambda k: k[len("model."):] if k.startswith("model.") else k, path, "once model. is removed")
     out = Extracted(mapped, method="supervised (RadiologyNET labels)")
     name = top.get("model_name")
