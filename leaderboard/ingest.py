@@ -28,6 +28,7 @@ from benchmark.core.atomic import atomic_open, canonical_json, publish_folder, t
 from benchmark.core.errors import DataError, RegistryError
 from benchmark.core.workdir import Workdir
 from benchmark.results.bundle import PREDICTION_ARRAYS, Bundle, BundleRefused, BundleResult, read_bundle
+from benchmark.results.rescore import differences, same_metric
 from benchmark.results.schema import Result, builtin_baseline_role
 from leaderboard.ingested import ingested_dir
 
@@ -308,23 +309,15 @@ def metric_differences(result: Result, recomputed: dict[str, float], spec) -> li
     """Every stored metric (and the main one) against its recomputation, one line per difference."""
     problems = [f"metrics[{name!r}] is not a metric of task {spec.name}" for name in sorted(result.metrics)
                 if name not in recomputed]
-    for name, new in sorted(recomputed.items()):
-        if name not in result.metrics:
-            problems.append(f"metrics lacks {name!r} (the predictions give {new:.6g})")
-        elif not same_metric(result.metrics[name], new):
-            problems.append(f"metrics[{name!r}] is {result.metrics[name]}, the predictions give {new:.6g}")
+    for name, (old, new) in sorted(differences(result.metrics, recomputed, METRIC_TOLERANCE).items()):
+        problems.append(f"metrics lacks {name!r} (the predictions give {new:.6g})" if old == "missing"
+                        else f"metrics[{name!r}] is {old}, the predictions give {new:.6g}")
     main = result.main_metric
     if main is None or (main.name, main.higher_is_better) != (spec.main_metric, spec.higher_is_better):
         problems.append(f"main_metric is not the task's ({spec.main_metric})")
-    elif not same_metric(main.value, recomputed.get(main.name, math.nan)):
+    elif not same_metric(main.value, recomputed.get(main.name, math.nan), METRIC_TOLERANCE):
         problems.append(f"main_metric.value is {main.value}, the predictions give {recomputed[main.name]:.6g}")
     return problems
-
-
-def same_metric(stored, new: float) -> bool:
-    """A stored null is an undefined metric (NaN recomputed)."""
-    old = math.nan if stored is None else float(stored)
-    return (math.isnan(old) and math.isnan(new)) or abs(old - new) <= METRIC_TOLERANCE
 
 
 # ---------------------------------------------------------------- storing

@@ -37,11 +37,11 @@ def rescore(store: ResultStore, write: bool) -> RescoreReport:
         except (OSError, ValueError, KeyError) as exc:
             report.problems.append(LoadProblem(path, f"cannot rescore: {exc}"))
             continue
-        differences = _differences(item.metrics, recomputed)
-        if not differences:
+        changed = differences(item.metrics, recomputed)
+        if not changed:
             report.unchanged += 1
             continue
-        report.changed[item.job.job_id] = differences
+        report.changed[item.job.job_id] = changed
         if write:
             store.rewrite(path, _updated(item, recomputed))
     return report
@@ -56,16 +56,17 @@ def recompute(path: Path, result: Result) -> dict[str, float]:
                  {k: predictions[k] for k in PREDICTION_KEYS if k in predictions})
 
 
-def _differences(stored: dict, recomputed: dict[str, float], tolerance: float = 1e-9) -> dict:
-    """Stored nulls are NaNs (JSON has none); a metric new to the code counts as a change."""
-    differences = {}
-    for name, new in recomputed.items():
-        old = stored.get(name, "missing")
-        old_value = math.nan if old is None else old
-        same = old != "missing" and ((math.isnan(old_value) and math.isnan(new)) or abs(old_value - new) <= tolerance)
-        if not same:
-            differences[name] = (old, new)
-    return differences
+def differences(stored: dict, recomputed: dict[str, float], tolerance: float = 1e-9) -> dict:
+    """{name: (stored, recomputed)} where they differ; "missing" where the stored result lacks a
+    metric (a metric new to the code counts as a change)."""
+    return {name: (stored.get(name, "missing"), new) for name, new in recomputed.items()
+            if name not in stored or not same_metric(stored[name], new, tolerance)}
+
+
+def same_metric(stored, new: float, tolerance: float = 1e-9) -> bool:
+    """Within ``tolerance``; a stored null is an undefined metric (JSON has no NaN), equal to a NaN."""
+    old = math.nan if stored is None else float(stored)
+    return (math.isnan(old) and math.isnan(new)) or abs(old - new) <= tolerance
 
 
 def _updated(result: Result, recomputed: dict[str, float]) -> Result:
