@@ -51,6 +51,7 @@ def intervals(located: Iterable[tuple[Path, Result]], baseline: Optional[str], m
     if baseline is None:
         return {}
     out = {}
+    hashed: dict[Path, list[str]] = {}  # the baseline's files pair with every checkpoint: hash them once
     for (task, version, protocol, scale), by_checkpoint in sorted(_cells(located).items()):
         metric = mains.get((task, version), {}).get("name")
         theirs = by_checkpoint.get(baseline)
@@ -60,7 +61,8 @@ def intervals(located: Iterable[tuple[Path, Result]], baseline: Optional[str], m
             seeds = sorted(set(mine) & set(theirs))
             if checkpoint != baseline and seeds and None not in (mine.get(s) for s in seeds):
                 pairs = [(mine[s], theirs[s]) for s in seeds]
-                out[(checkpoint, task, version, protocol, scale, metric)] = _cached(pairs, metric, cache, settings)
+                out[(checkpoint, task, version, protocol, scale, metric)] = _cached(pairs, metric, cache, settings,
+                                                                                   hashed)
     return out
 
 
@@ -76,9 +78,14 @@ def _cells(located: Iterable[tuple[Path, Result]]) -> dict[tuple, dict[str, dict
     return cells
 
 
-def _cached(pairs: list[tuple], metric: str, cache: Path, settings: Settings) -> dict:
+def _cached(pairs: list[tuple], metric: str, cache: Path, settings: Settings, hashed: dict[Path, list[str]]) -> dict:
+    def fingerprint(path: Path, result: Result) -> list[str]:
+        if path not in hashed:
+            hashed[path] = _fingerprint(path, result)
+        return hashed[path]
+
     key = canonical_hash({"version": CACHE_VERSION, "metric": metric, "settings": vars(settings),
-                          "pairs": [[_fingerprint(*a), _fingerprint(*b)] for a, b in pairs]})
+                          "pairs": [[fingerprint(*a), fingerprint(*b)] for a, b in pairs]})
     path = cache / f"{key}.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
