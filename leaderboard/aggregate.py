@@ -116,11 +116,7 @@ def _drop_shadowed(frame: pd.DataFrame) -> pd.DataFrame:
 
 def ci95(values) -> tuple[float, float]:
     """The 95 % t-interval of the mean of ``values`` (NaN with fewer than two finite ones)."""
-    return _ci95(pd.Series(values, dtype=float))
-
-
-def _ci95(values: pd.Series) -> tuple[float, float]:
-    finite = values.dropna().to_numpy(dtype=float)
+    finite = pd.Series(values, dtype=float).dropna().to_numpy()
     if len(finite) < 2:
         return float("nan"), float("nan")
     half = stats.t.ppf(0.975, len(finite) - 1) * finite.std(ddof=1) / np.sqrt(len(finite))
@@ -133,7 +129,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, group in frame.groupby(CELL, sort=True):
         values = group["value"].astype(float)
-        low, high = _ci95(values)
+        low, high = ci95(values)
         rows.append({**dict(zip(CELL, key)), "n_seeds": int(values.notna().sum()), "mean": values.mean(),
                      "std": values.std(ddof=1) if values.notna().sum() > 1 else float("nan"),
                      "ci95_low": low, "ci95_high": high, "seeds": sorted(group["seed"].tolist()),
