@@ -8,6 +8,7 @@ published split, and "" when unknown (an import, or a result from before members
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
@@ -16,13 +17,18 @@ from leaderboard.imported import AnyResult
 from leaderboard.ingested import RANKED
 
 
-def published_memberships(workdir: Path) -> dict[tuple[str, str], str]:
-    """(task, version) -> the published split's membership, shipped and imported into ``workdir``.
+def published_memberships(workdir: Path, tasks: Iterable[tuple[str, str]] | None = None) -> dict[tuple[str, str], str]:
+    """(task, version) -> the published split's membership, shipped and imported into ``workdir``; only
+    for ``tasks`` where given (a site reads the sets of the tasks it shows, not all nine).
     An unreadable published set stops the build with its one-line DataError: marking no row custom
     would silently rank custom splits beside published ones."""
+    from benchmark.data.published import find_published
     from benchmark.data.published import published_memberships as memberships
 
-    return memberships(workdir)
+    if tasks is None:
+        return memberships(workdir)
+    found = {key: find_published(*key, workdir) for key in sorted(set(tasks))}
+    return {key: published.split_membership for key, published in found.items() if published is not None}
 
 
 def with_split(frame: pd.DataFrame, published: dict[tuple[str, str], str] | None) -> pd.DataFrame:

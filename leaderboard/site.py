@@ -47,7 +47,7 @@ def build_site(store: ResultStore, out_dir: Path, imported: Path | None = None,
     """
     results, problems = load(store, imported, ingested)
     sections, unreadable = _analysis_sections(analysis)
-    board = _Board(results, published_memberships(store.root.parent))
+    board = _Board(results, published_memberships(store.root.parent, {(r.job.task, r.job.task_version) for r in results}))
     if bootstrap is not None:
         board.intervals = intervals(located_results(store, ingested), board.baselines.get("natural"), board.mains,
                                     cache or store.root.parent / "cache" / "bootstrap", bootstrap)

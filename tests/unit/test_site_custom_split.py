@@ -13,7 +13,7 @@ PUBLISHED = {("ct-task", "1"): "p" * 64}
 
 @pytest.fixture
 def index(tmp_path, monkeypatch):
-    monkeypatch.setattr(site, "published_memberships", lambda workdir: PUBLISHED)
+    monkeypatch.setattr(site, "published_memberships", lambda workdir, tasks=None: PUBLISHED)
     store = ResultStore(tmp_path / "results")
     for name, domain, value, membership in (("imagenet", "natural", 0.6, "p" * 64), ("ct-local", "ct", 0.7, "p" * 64),
                                             ("ct-mine", "ct", 0.95, "q" * 64)):
@@ -56,3 +56,9 @@ def test_custom_split_cells_are_not_ranked(index):
 def test_the_published_splits_module_is_read_when_present(tmp_path):
     memberships = site.published_memberships(tmp_path)
     assert memberships is None or all(isinstance(k, tuple) and len(v) == 64 for k, v in memberships.items())
+
+
+def test_a_site_reads_only_the_published_sets_of_the_tasks_it_shows(tmp_path):
+    every = site.published_memberships(tmp_path)
+    key = sorted(every)[0]
+    assert site.published_memberships(tmp_path, [key, ("phantom-body-region", "1")]) == {key: every[key]}
