@@ -24,6 +24,8 @@ from benchmark.data.readers.failure import one_line
 # decoders cover RLE and deflate; Pillow decodes only some JPEG and JPEG 2000 files).
 _LIBJPEG = "pip install pylibjpeg pylibjpeg-libjpeg"
 _OPENJPEG = "pip install pylibjpeg pylibjpeg-openjpeg"
+#: The optional extra that installs every decoder above (pyproject.toml; README, "Quick start").
+CODECS_EXTRA = 'pip install "ctbench[dicom-codecs]"'
 DECODER_PLUGINS = {
     "1.2.840.10008.1.2.4.50": _LIBJPEG, "1.2.840.10008.1.2.4.51": _LIBJPEG,  # JPEG baseline, extended
     "1.2.840.10008.1.2.4.57": _LIBJPEG, "1.2.840.10008.1.2.4.70": _LIBJPEG,  # JPEG lossless
@@ -66,14 +68,25 @@ def read_ct_slice(path: Path, require_ct: bool = True) -> tuple[np.ndarray, pydi
 
     MONOCHROME1 slices are not inverted: the rescale (the Modality LUT) gives HU whatever the
     photometric interpretation, which only says how a viewer displays them after windowing.
-    Colour, multi-frame and compressed-without-decoder files are refused by name. A file that
-    is not a CT image (an MR image, a SEG or SR object...) is refused with what it is, checked
-    before its missing pixels or rescale tags, which would only be symptoms of that.
+    Colour, multi-frame and compressed-without-decoder files are refused by name (an Enhanced
+    CT multi-frame file with a pointer to ``dicom_frames.read_ct_frames``, which reads it). A
+    file that is not a CT image (an MR image, a SEG or SR object...) is refused with what it
+    is, checked before its missing pixels or rescale tags, which would only be symptoms of that.
     ``require_ct=False`` reads any modality's image with a rescale as if it were HU.
     """
     path = Path(path)
+    ds = open_image(path, require_ct)
+    if has_functional_groups(ds):
+        raise DataError(f"holds {frame_count(ds, path)} frame(s) as {describe(ds)}; read it frame by frame "
+                        "with benchmark.data.readers.dicom_frames.read_ct_frames", path)
+    return classic_hu(ds, path), ds
+
+
+def open_image(path: Path, require_ct: bool) -> pydicom.Dataset:
+    """The whole file, checked to be a CT image with pixels before any pixel is touched:
+    what every reader (single- or multi-frame) checks first, so all refuse alike."""
     ds = _read(path, stop_before_pixels=False)
-    modality = _tag(ds, "Modality", path)
+    modality = tag_value(ds, "Modality", path)
     reason = not_ct_reason(ds) if require_ct else None
     if reason is not None:
         raise DataError(f"is not usable as CT, it is {reason} ({describe(ds)})", path)
@@ -81,10 +94,31 @@ def read_ct_slice(path: Path, require_ct: bool = True) -> tuple[np.ndarray, pydi
         raise DataError("has no PixelData (not an image, or cut short before its pixels)", path)
     if require_ct and modality != "CT":
         raise DataError(f"modality is {modality!r}, expected 'CT'", path)
-    slope, intercept = _rescale(ds, path)
-    _check_single_greyscale_frame(ds, path)
-    stored = _pixels(ds, path)
-    return _to_hu(stored, slope, intercept, path), ds
+    return ds
+
+
+def classic_hu(ds: pydicom.Dataset, path: Path) -> np.ndarray:
+    """HU of a classic (top-level rescale) single-frame image: the one definition of the
+    slice reading, shared by ``read_ct_slice`` and the multi-frame reader."""
+    slope, intercept = rescale(ds, path)
+    check_greyscale(ds, path)
+    check_single_frame(ds, path)
+    return to_hu(pixels(ds, path), slope, intercept, path)
+
+
+def check_single_frame(ds: pydicom.Dataset, path: Path) -> None:
+    """A classic (non-enhanced) object has one position for all its frames, so a second frame
+    would land on the first one's place: only single-frame classic files are read."""
+    n_frames = frame_count(ds, path)
+    if n_frames != 1:
+        raise DataError(f"holds {n_frames} frames without per-frame geometry (no functional groups); "
+                        "ctbench reads single-frame CT slices and Enhanced CT multi-frame files", path)
+
+
+def has_functional_groups(ds: pydicom.Dataset) -> bool:
+    """An enhanced multi-frame object (Enhanced CT, Legacy Converted Enhanced CT): its rescale
+    and geometry live in the functional groups, not in top-level tags."""
+    return "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
 
 
 def _read(path: Path, stop_before_pixels: bool) -> pydicom.Dataset:
@@ -111,7 +145,7 @@ def _check_not_truncated(ds: pydicom.Dataset, path: Path) -> None:
                         else f"is cut short: {cut}", path)
 
 
-def _tag(ds: pydicom.Dataset, keyword: str, path: Path):
+def tag_value(ds: pydicom.Dataset, keyword: str, path: Path):
     """A tag's value (None when absent); a value pydicom cannot convert is a DataError."""
     try:
         return ds.get(keyword)
@@ -119,56 +153,66 @@ def _tag(ds: pydicom.Dataset, keyword: str, path: Path):
         raise DataError(f"has a malformed {keyword} ({one_line(exc)})", path) from None
 
 
-def _rescale(ds: pydicom.Dataset, path: Path) -> tuple[float, float]:
-    """(RescaleSlope, RescaleIntercept) as finite numbers, a non-zero slope."""
+def rescale(ds: pydicom.Dataset, path: Path, where: str = "") -> tuple[float, float]:
+    """(RescaleSlope, RescaleIntercept) as finite numbers, a non-zero slope. ``ds`` may be a
+    functional group item; ``where`` ("frame 2 of 40") then says which frame's values are bad."""
+    lead = f"{where}: " if where else ""
     values = []
     for keyword in ("RescaleSlope", "RescaleIntercept"):
-        value = _tag(ds, keyword, path)
+        value = tag_value(ds, keyword, path)
         if value is None:
-            raise DataError("has no RescaleSlope/RescaleIntercept, so its HU scale is unknown", path)
+            raise DataError(f"{lead}has no RescaleSlope/RescaleIntercept, so its HU scale is unknown", path)
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise DataError(f"{keyword} {value!r} is not one number", path) from None
+            raise DataError(f"{lead}{keyword} {value!r} is not one number", path) from None
         if not math.isfinite(number):
-            raise DataError(f"{keyword} is {number}, so its HU scale is unknown", path)
+            raise DataError(f"{lead}{keyword} is {number}, so its HU scale is unknown", path)
         values.append(number)
     if values[0] == 0:
-        raise DataError("RescaleSlope is 0, which maps every pixel to one HU value", path)
+        raise DataError(f"{lead}RescaleSlope is 0, which maps every pixel to one HU value", path)
     return values[0], values[1]
 
 
-def _check_single_greyscale_frame(ds: pydicom.Dataset, path: Path) -> None:
-    """A CT slice is one greyscale frame; anything else would come out as the wrong array."""
-    samples = _tag(ds, "SamplesPerPixel", path)
-    photometric = _tag(ds, "PhotometricInterpretation", path)
+def check_greyscale(ds: pydicom.Dataset, path: Path) -> None:
+    """A CT frame is greyscale; anything else would come out as the wrong array."""
+    samples = tag_value(ds, "SamplesPerPixel", path)
+    photometric = tag_value(ds, "PhotometricInterpretation", path)
     if samples not in (None, 1) or (photometric is not None and photometric not in _GREYSCALE):
         raise DataError(f"is not greyscale (PhotometricInterpretation {photometric!r}, SamplesPerPixel "
                         f"{samples!r}); a CT slice is MONOCHROME1/2 with one sample per pixel", path)
-    frames = _tag(ds, "NumberOfFrames", path)
+
+
+def frame_count(ds: pydicom.Dataset, path: Path) -> int:
+    """NumberOfFrames (1 when absent, as DICOM defines it for single-frame objects)."""
+    frames = tag_value(ds, "NumberOfFrames", path)
     try:
         n_frames = 1 if frames in (None, "") else int(frames)
     except (TypeError, ValueError):
         raise DataError(f"NumberOfFrames {frames!r} is not a whole number", path) from None
-    if n_frames != 1:
-        raise DataError(f"holds {n_frames} frames; ctbench reads single-frame CT slices", path)
+    if n_frames < 1:
+        raise DataError(f"NumberOfFrames is {n_frames}, so it holds no image", path)
+    return n_frames
 
 
-def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
-    """The stored values, with a compressed file's missing decoder named as a pip command."""
+def pixels(ds: pydicom.Dataset, path: Path, frames: int = 1) -> np.ndarray:
+    """The stored values, (Rows, Columns) or (frames, Rows, Columns), with a compressed
+    file's missing decoder named as the pip command that installs one."""
     syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
     plugin = DECODER_PLUGINS.get(str(syntax))
     if syntax.is_transfer_syntax and syntax.is_compressed and not _decoder_available(syntax):
-        how = f"install one: {plugin}" if plugin else "pydicom has no decoder for it"
+        how = f"install the extra: {CODECS_EXTRA} (or: {plugin})" if plugin else "pydicom has no decoder for it"
         raise DataError(f"is compressed as {syntax.name} and no decoder for it is installed; {how}", path)
     try:
         stored = ds.pixel_array
     except Exception as exc:  # pydicom raises several types for truncated or undecodable data
         hint = f"; if the file is intact, a fuller decoder may read it: {plugin}" if plugin else ""
         raise DataError(f"cannot decode pixel data ({one_line(exc)}){hint}", path) from None
-    rows, columns = _tag(ds, "Rows", path), _tag(ds, "Columns", path)
-    if stored.shape != (rows, columns):
-        raise DataError(f"pixel array has shape {stored.shape}, not (Rows, Columns) = ({rows}, {columns})", path)
+    rows, columns = tag_value(ds, "Rows", path), tag_value(ds, "Columns", path)
+    expected = (rows, columns) if frames == 1 else (frames, rows, columns)
+    if stored.shape != expected:
+        names = "(Rows, Columns)" if frames == 1 else "(NumberOfFrames, Rows, Columns)"
+        raise DataError(f"pixel array has shape {stored.shape}, not {names} = {expected}", path)
     _check_bits_stored(ds, path)
     return stored
 
@@ -223,7 +267,7 @@ def _decoder_available(syntax: UID) -> bool:
         return False
 
 
-def _to_hu(stored: np.ndarray, slope: float, intercept: float, path: Path) -> np.ndarray:
+def to_hu(stored: np.ndarray, slope: float, intercept: float, path: Path) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, not warned
         hu = stored.astype(np.float32) * slope + intercept
     if not np.isfinite(hu).all():

@@ -34,10 +34,9 @@ def not_ct_reason(ds: pydicom.Dataset) -> str | None:
 def describe(ds: pydicom.Dataset) -> str:
     """One line: SOP class, modality, frames, rows x columns, orientation and ImageType."""
     sop_class = _sop_class(ds)
-    frames = _get(ds, "NumberOfFrames")
     parts = [f"SOP class {sop_class.name if sop_class is not None else 'missing'}",
              f"Modality {_get(ds, 'Modality') or 'missing'}",
-             f"{frames if frames not in (None, '') else 1} frame(s) of {_get(ds, 'Rows')} x {_get(ds, 'Columns')}"]
+             f"{frames_of(ds)} frame(s) of {_get(ds, 'Rows')} x {_get(ds, 'Columns')}"]
     orientation = orientation_of(ds)
     if orientation is not None:
         parts.append(f"orientation {orientation_label(orientation)}")
@@ -47,15 +46,30 @@ def describe(ds: pydicom.Dataset) -> str:
     return ", ".join(parts)
 
 
+def frames_of(ds: pydicom.Dataset) -> int | str:
+    """How many frames: NumberOfFrames, else (an enhanced object that left it out) one per
+    PerFrameFunctionalGroupsSequence item, else 1; an unreadable count is shown as written."""
+    frames = _get(ds, "NumberOfFrames")
+    if frames not in (None, ""):
+        return frames
+    per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
+    return len(per_frame) if isinstance(per_frame, pydicom.Sequence) and len(per_frame) else 1
+
+
 def orientation_of(ds: pydicom.Dataset) -> tuple[float, ...] | None:
     """ImageOrientationPatient (6 numbers), from the top level or, for enhanced multi-frame
-    objects such as SEG, the shared functional groups; None when absent or malformed."""
+    objects such as Enhanced CT or SEG, the shared functional groups, else the first frame's
+    (Enhanced CT may keep it per frame); None when absent or malformed."""
     value = _get(ds, "ImageOrientationPatient")
-    if value is None:
+    for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        if value is not None:
+            break
         try:
-            value = ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient
-        except Exception:  # absent or malformed: an object without an orientation
-            return None
+            value = getattr(ds, groups)[0].PlaneOrientationSequence[0].ImageOrientationPatient
+        except Exception:  # absent or malformed: look further, or an object without an orientation
+            value = None
+    if value is None:
+        return None
     try:
         numbers = tuple(float(v) for v in _as_list(value))
     except (TypeError, ValueError):
