@@ -5,6 +5,14 @@
   series' label, grouped by the DICOM PatientID. A folder mixing series, or with uneven
   slice gaps (a missing or duplicated slice), is refused. Classes: ``classes.txt`` (one per line, in
   order) if present, else the sorted labels of the CSV.
+  Or a whole export tree (a DICOMDIR, or any folders) with ``labels.csv`` keyed by a column named
+  ``SeriesInstanceUID``, ``PatientID`` or ``StudyInstanceUID`` (plus ``label``): the tree is indexed
+  (``ctbench data index DIR`` shows it) and one axial CT series per key is read, picked by the rule
+  of ``benchmark.data.series_selection`` (most slices at most 5 mm thick, soft-tissue kernel first;
+  ``DIR/selection.json`` may set ``description``/``kernel`` regexes and ``max_thickness_mm``). Every
+  slice or Enhanced CT frame of it is a case (id: the file's relative path, ``#frame`` for a
+  multi-frame file), in order along the slice normal. ``tasks validate`` lists each chosen and
+  skipped series with why, and results record the choice in their provenance.
 * ``nifti-folder``: ``images/<case>.nii[.gz]`` and ``masks/<case>.nii[.gz]`` (same names),
   axial slices that contain foreground; classes from ``classes.txt`` (background first),
   else background/foreground. The case name is the patient.
@@ -27,12 +35,16 @@ from benchmark.core.errors import DataError
 from benchmark.core.specs import Preprocessing, TaskSpec, Window
 from benchmark.data.inspect import check_series
 from benchmark.data.readers.dicom import iter_dicom_files, read_ct_slice
+from benchmark.data.readers.dicom_frames import read_ct_frames
+from benchmark.data.readers.dicom_index import index_tree, tree_key, tree_listing
 from benchmark.data.readers.image import IMAGE_SUFFIXES, read_rgb
 from benchmark.data.readers.nifti import read_labelled_pair
 from benchmark.data.readers.volume import axial_image
+from benchmark.data.series_selection import KEY_COLUMNS, Selection, read_rule, select_series
 from benchmark.data.task import Case, Task
 
 FROM_DATA = ["(read from the data folder)"]
+_SELECTIONS: dict[str, tuple] = {}  # resolved root -> (tree key, Selection): one header pass per state of a tree
 CT_WINDOWS = [Window(center=40, width=400), Window(center=-600, width=1500), Window(center=400, width=1800)]
 # The data is the user's: its terms and its paper are theirs to state; the reference is the format's.
 USER_DATA = dict(license="the user's own data: its licence is the user's to state and respect",
@@ -62,29 +74,76 @@ class _Generic(Task):
 class DicomFolder(_Generic):
     spec = TaskSpec(
         name="dicom-folder", version="1", domain="ct", kind="classification", class_names=FROM_DATA,
-        description="Your CT DICOM series, one label per series from labels.csv.",
+        description="Your CT DICOM series, one label per series (or per patient or study) from labels.csv.",
         metrics=["accuracy", "balanced_accuracy", "auc"], main_metric="accuracy", **USER_DATA,
         reference="https://www.dicomstandard.org/",
         preprocessing=Preprocessing(windows=CT_WINDOWS, channels=3, size=64),
-        data_layout="DIR/labels.csv (series,label) + DIR/<series>/*.dcm [+ DIR/classes.txt]",
+        data_layout="DIR/labels.csv (series,label) + DIR/<series>/*.dcm, or an export tree (DIR/DICOMDIR or any "
+                    "folders) + DIR/labels.csv (SeriesInstanceUID|PatientID|StudyInstanceUID,label) "
+                    "[+ DIR/selection.json] [+ DIR/classes.txt]",
     )
 
-    def _labels(self, root: Path) -> dict[str, str]:
+    def _labels(self, root: Path) -> tuple[str, dict[str, str]]:
+        """The key column (``series`` for the folder layout, else a DICOM keyword) and key -> label."""
         path = root / "labels.csv"
         if not path.is_file():
-            raise DataError("has no labels.csv (columns series,label)", root)
+            raise DataError("has no labels.csv (columns series,label, or SeriesInstanceUID, PatientID or "
+                            "StudyInstanceUID plus label)", root)
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
-        if not rows or not {"series", "label"} <= set(rows[0]):
-            raise DataError("needs the columns series,label and at least one row", path)
-        return {row["series"].strip(): row["label"].strip() for row in rows}
+        columns = set(rows[0]) if rows else set()
+        key = next((k for k in ("series", *KEY_COLUMNS) if k in columns), None)
+        if key is None or "label" not in columns:
+            raise DataError("needs the columns series,label (a series folder) or one of SeriesInstanceUID, "
+                            "PatientID, StudyInstanceUID plus label, and at least one row", path)
+        return key, {(row[key] or "").strip(): (row["label"] or "").strip() for row in rows}
 
     def class_names(self, root: Path) -> list[str]:
-        return _classes_txt(root) or sorted(set(self._labels(root).values()))
+        return _classes_txt(root) or sorted(set(self._labels(root)[1].values()))
+
+    def _selection(self, root: Path) -> Selection | None:
+        """The series chosen in an export tree (None for the folder layout), computed once per
+        state of the tree: units, read, notes and provenance all ask for it."""
+        key_column, labels = self._labels(root)
+        if key_column == "series":
+            return None
+        where, state = str(root.resolve()), tree_key(tree_listing(root))  # labels.csv and selection.json too
+        if _SELECTIONS.get(where, (None,))[0] != state:
+            index = index_tree(root)
+            selection = select_series(index, labels, key_column, read_rule(root), root / "labels.csv")
+            selection.problems[:0] = index["problems"]
+            selection.index_notes = index["notes"]
+            _SELECTIONS[where] = (state, selection)
+        return _SELECTIONS[where][1]
+
+    def notes(self, root: Path) -> list[str]:
+        selection = self._selection(root)
+        return [] if selection is None else [*selection.index_notes, *selection.notes()]
+
+    def provenance(self, root: Path) -> dict:
+        selection = self._selection(root)
+        return {} if selection is None else {"dicom_series_selection": selection.record()}
+
+    def _validate_bound(self, root: Path) -> list[str]:
+        """In an export tree, every unreadable file and unusable key first, each on its own line."""
+        try:
+            selection = self._selection(root)
+        except DataError as exc:
+            return [str(exc)]
+        if selection is not None and selection.problems:
+            return list(selection.problems)
+        return super()._validate_bound(root)
 
     def units(self, root: Path) -> list[Path]:
+        selection = self._selection(root)
+        if selection is not None:
+            if selection.problems:
+                more = f" (and {len(selection.problems) - 1} more: ctbench tasks validate lists them)" \
+                    if len(selection.problems) > 1 else ""
+                raise DataError(selection.problems[0] + more)
+            return [root / c["row"]["instances"][0]["path"] for c in selection.chosen]
         units = []
-        for series in sorted(self._labels(root)):
+        for series in sorted(self._labels(root)[1]):
             folder = root / series
             if not folder.is_dir():
                 raise DataError(f"labels.csv names series {series!r}, which is not a folder", folder)
@@ -92,9 +151,12 @@ class DicomFolder(_Generic):
         return units
 
     def read(self, root: Path, unit: Path) -> Iterator[Case]:
-        label = self._labels(root)[unit.relative_to(root).as_posix()]
-        if label not in self.spec.class_names:
-            raise DataError(f"label {label!r} is not one of the classes {self.spec.class_names}", root / "labels.csv")
+        selection = self._selection(root)
+        if selection is not None:
+            yield from self._read_series(root, unit, selection)
+            return
+        label = self._labels(root)[1][unit.relative_to(root).as_posix()]
+        self._check_label(root, label)
         files = list(iter_dicom_files(unit))
         if not files:
             raise DataError("holds no DICOM files", unit)
@@ -103,6 +165,28 @@ class DicomFolder(_Generic):
             hu, ds = read_ct_slice(path)
             yield Case(path.relative_to(root).as_posix(), str(ds.PatientID), hu, self.spec.class_names.index(label),
                        {"spacing": tuple(float(v) for v in getattr(ds, "PixelSpacing", (1.0, 1.0)))})
+
+    def _check_label(self, root: Path, label: str) -> None:
+        if label not in self.spec.class_names:
+            raise DataError(f"label {label!r} is not one of the classes {self.spec.class_names}", root / "labels.csv")
+
+    def _read_series(self, root: Path, unit: Path, selection: Selection) -> Iterator[Case]:
+        """Every slice (or Enhanced CT frame) of the chosen series, in order along its normal."""
+        rel = unit.relative_to(root).as_posix()
+        choice = next(c for c in selection.chosen if c["row"]["instances"][0]["path"] == rel)
+        self._check_label(root, choice["label"])
+        row = choice["row"]
+        files = list(dict.fromkeys(root / i["path"] for i in row["instances"]))
+        check_series(unit.parent, files)  # one series, one orientation, no missing or duplicated slices
+        frames: dict[Path, list] = {}
+        for instance in row["instances"]:
+            path = root / instance["path"]
+            if path not in frames:
+                frames = {path: read_ct_frames(path)}  # one file's frames in memory at a time
+            hu, geometry = frames[path][instance["frame"] or 0]
+            case_id = instance["path"] + (f"#{instance['frame']}" if instance["frame"] is not None else "")
+            yield Case(case_id, str(row["patient"]), hu, self.spec.class_names.index(choice["label"]),
+                       {"spacing": tuple(geometry.pixel_spacing)})
 
 
 class NiftiFolder(_Generic):

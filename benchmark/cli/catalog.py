@@ -71,11 +71,23 @@ def _validate(task, folder) -> int:
     problems = task.validate(folder)
     for problem in problems:
         print(problem)
+    for note in _notes(task, folder):
+        info(f"note: {note}")
     if problems:
         info(f"{len(problems)} problem(s) in {folder} for task {task.spec.name}")
         return EXIT_BAD_INPUT
     info(f"ok: {folder} is a valid {task.spec.name} dataset")
     return 0
+
+
+def _notes(task, folder) -> list[str]:
+    """The task's information about the folder (series chosen or skipped...): not problems, so
+    on stderr with the summary, keeping stdout one problem per line. A folder the task cannot
+    read has no notes; its problems already say why."""
+    try:
+        return task.bind(folder).notes(folder)
+    except DataError:
+        return []
 
 
 def cmd_checkpoints(args: argparse.Namespace) -> int:

@@ -60,6 +60,16 @@ class Task:
         """The task as it applies to the dataset at ``root``; generic tasks read their classes there."""
         return self
 
+    def notes(self, root: Path) -> list[str]:
+        """What a user should know about how the task reads ``root`` that is not a problem (for
+        example the series it chose or skipped); ``ctbench tasks validate`` prints each line."""
+        return []
+
+    def provenance(self, root: Path) -> dict:
+        """What a result should record about how ``root`` was read, beyond its fingerprint (for
+        example which DICOM series stand for each patient): the result's provenance keeps it."""
+        return {}
+
     def validate(self, root: Path) -> list[str]:
         """Every problem with a dataset folder, one line each (empty when it is usable)."""
         try:

@@ -339,6 +339,7 @@ def _result_payload(job: Job, spec: RunSpec, data: TaskData, model: CheckpointMo
             "task_version": task.version,
             "split_sha256": data.split.sha256,
             "data_root": str(data.root),
+            **({"data_selection": chosen} if (chosen := data.task.provenance(data.root)) else {}),  # Task.provenance
             "wall_time_s": round(wall_time, 3),
             "throughput": outcome.notes.get("throughput"),
             **({"resumed": outcome.notes["resumed"]} if outcome.notes.get("resumed") else {}),

@@ -167,6 +167,7 @@ class Provenance(Record):
     task_version: Optional[StrictStr] = None
     split_sha256: Optional[StrictStr] = None
     data_root: Optional[StrictStr] = None
+    data_selection: Optional[dict[str, Any]] = None  # how the task read its folder (Task.provenance): series chosen
     wall_time_s: Optional[Number] = None
     worker: Optional[dict[str, Any]] = None
 

@@ -14,7 +14,7 @@ from benchmark.pretrain.recipe import METHODS, Method
 from tests.cli_helpers import REPO
 
 COMMANDS = {
-    "run": set(), "submit": set(), "status": set(), "data": {"demo", "inspect", "preview"},
+    "run": set(), "submit": set(), "status": set(), "data": {"demo", "index", "inspect", "preview"},
     "tasks": {"list", "show", "validate"}, "checkpoints": {"list", "inspect"}, "results": {"export", "import", "bundle"},
     "rescore": set(), "leaderboard": {"build", "export", "compare", "ingest"},
     "splits": {"make", "export", "import", "verify"},
