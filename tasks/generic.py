@@ -8,7 +8,7 @@
   Or a whole export tree (a DICOMDIR, or any folders) with ``labels.csv`` keyed by a column named
   ``SeriesInstanceUID``, ``PatientID`` or ``StudyInstanceUID`` (plus ``label``): the tree is indexed
   (``ctbench data index DIR`` shows it) and one axial CT series per key is read, picked by the rule
-  of ``benchmark.data.series_selection`` (most slices at most 5 mm thick, soft-tissue kernel first;
+  of ``benchmark.data.series_selection`` (most slices at most 5 mm thick, ties to a soft-tissue kernel;
   ``DIR/selection.json`` may set ``description``/``kernel`` regexes and ``max_thickness_mm``). Every
   slice or Enhanced CT frame of it is a case (id: the file's relative path, ``#frame`` for a
   multi-frame file), in order along the slice normal. ``tasks validate`` lists each chosen and

@@ -4,6 +4,10 @@ It answers the first questions asked of any new dataset (is it CT, what shape, w
 size, is the HU scale sane) before a task is written for it, and it refuses the folders
 that would later be read wrongly: mixed series, mixed orientations and uneven slice gaps.
 A file that is not a CT image is refused with a description of what it is instead.
+
+An Enhanced CT (multi-frame) file holds a whole series: it is described as a volume, on its own or
+as the one file of a folder, from its frames' geometry and HU (``dicom_frames``), with the checks
+a classic series folder gets (one series, one orientation, even slice gaps, one frame size).
 """
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ import numpy as np
 import pydicom
 
 from benchmark.core.errors import DataError
-from benchmark.data.readers.dicom import iter_dicom_files, read_ct_slice, read_header
+from benchmark.data.readers.dicom import has_functional_groups, iter_dicom_files, read_ct_slice, read_header
 from benchmark.data.readers.dicom_describe import orientation_label, orientation_of
+from benchmark.data.readers.dicom_frames import read_ct_frames
 from benchmark.data.readers.nifti import read_volume
 
 #: Relative tolerance on slice gaps; scanners write positions rounded to ~0.01 mm.
@@ -49,6 +54,9 @@ def slice_position(ds: pydicom.Dataset) -> float:
 
 
 def _inspect_dicom_file(path: Path) -> dict:
+    header = read_header(path)
+    if has_functional_groups(header):
+        return {"path": str(path), "format": "dicom-enhanced", **_frames_volume(path, [path], [header])}
     hu, ds = read_ct_slice(path)
     thickness = ds.get("SliceThickness")
     return {"path": str(path), "format": "dicom", "modality": ds.get("Modality"),
@@ -63,6 +71,8 @@ def _inspect_series(folder: Path) -> dict:
         raise DataError("holds no DICOM files (*.dcm)", folder)
     headers = [read_header(f) for f in files]
     _check_one_series(folder, headers)
+    if any(has_functional_groups(h) for h in headers):
+        return {"path": str(folder), "format": "dicom-series", **_frames_volume(folder, files, headers)}
     order = sorted(range(len(files)), key=lambda i: (slice_position(headers[i]), files[i].name))
     hu_min, hu_max, shapes = np.inf, -np.inf, set()
     for i in order:  # one slice in memory at a time: a series can be gigabytes
@@ -78,6 +88,47 @@ def _inspect_series(folder: Path) -> dict:
             "hu_min": hu_min, "hu_max": hu_max, "n_slices": len(files),
             "series_uid": str(first.SeriesInstanceUID), "patient_id": _text(first, "PatientID"),
             "body_part": _text(first, "BodyPartExamined")}
+
+
+def _frames_volume(where: Path, files: list[Path], headers: list[pydicom.Dataset]) -> dict:
+    """The volume made by the frames of ``files`` (Enhanced CT, possibly beside classic slices of
+    the same series), ordered by z as a classic series is: shape, spacing, HU range, frames.
+
+    Each file is read whole (``read_ct_frames``: CT, greyscale, finite HU, decoder installed; a
+    non-CT object is refused saying what it is), one file in memory at a time, and each frame is
+    rescaled by its own functional groups. ``where`` is what a refusal names: the file, or the
+    folder of a series (whose headers ``_inspect_series`` has checked to be one series).
+    """
+    frames = []  # (z, file name, frame index, geometry, hu_min, hu_max, shape)
+    for path in files:
+        for hu, geometry in read_ct_frames(path):
+            frames.append((geometry.position[2], path.name, geometry.frame, geometry,
+                           float(hu.min()), float(hu.max()), hu.shape))
+    frames.sort(key=lambda f: f[:3])
+    geometries = [f[3] for f in frames]
+    labels = {orientation_label(tuple(round(v, 2) for v in g.orientation)) for g in geometries}
+    if len(labels) > 1:
+        raise DataError(f"mixes {len(labels)} orientations between frames ({', '.join(sorted(labels))})", where)
+    shapes = sorted({f[6] for f in frames})
+    if len(shapes) > 1:
+        raise DataError(f"frames have different sizes {shapes}", where)
+    first, header = geometries[0], headers[0]
+    return {"modality": header.get("Modality"), "shape": [len(frames), *shapes[0]],
+            "spacing": [_even_gap(where, [g.position[2] for g in geometries], first.thickness),
+                        *first.pixel_spacing],
+            "hu_min": min(f[4] for f in frames), "hu_max": max(f[5] for f in frames),
+            "n_slices": len(frames), "n_frames": len(frames), "n_files": len(files),
+            "series_uid": str(header.get("SeriesInstanceUID", "")) or None,
+            "patient_id": _text(header, "PatientID"), "body_part": _text(header, "BodyPartExamined"),
+            "sop_class": _sop_class_name(header), "orientation": labels.pop(),
+            "slice_thickness": first.thickness, "z_range": [geometries[0].position[2], geometries[-1].position[2]]}
+
+
+def _sop_class_name(ds: pydicom.Dataset) -> str | None:
+    uid = ds.get("SOPClassUID")
+    if uid in (None, ""):
+        return None
+    return getattr(uid, "name", None) or str(uid)
 
 
 def check_series(folder: Path, files: list[Path]) -> None:
@@ -128,7 +179,15 @@ def _slice_spacing(folder: Path, ordered: list[pydicom.Dataset]) -> float | None
     if len(ordered) < 2 or any(h.get("ImagePositionPatient") is None for h in ordered):
         thickness = ordered[0].get("SliceThickness")
         return float(thickness) if thickness not in (None, "") else None
-    gaps = np.diff([slice_position(h) for h in ordered])
+    return _even_gap(folder, [slice_position(h) for h in ordered], None)
+
+
+def _even_gap(folder: Path, positions: list[float], thickness: float | None) -> float | None:
+    """The median gap between sorted slice positions, refused when the gaps are uneven;
+    ``thickness`` when there is a single slice (no gap to measure)."""
+    if len(positions) < 2:
+        return thickness
+    gaps = np.diff(positions)
     median = float(np.median(gaps))
     if median <= 0 or np.any(np.abs(gaps - median) > GAP_TOLERANCE * median):
         raise DataError(f"slice gaps are inconsistent (from {gaps.min():g} to {gaps.max():g} mm); "
