@@ -21,6 +21,8 @@ from benchmark.synthetic.phantom import (
 )
 from benchmark.synthetic.phantom.hounsfield import HU_MIN, Tissue, hu_range
 from benchmark.synthetic.phantom.noise import ct_noise, radial_nps
+from benchmark.synthetic.phantom.patient import LIVER_FOV_MM, make_patient
+from benchmark.synthetic.phantom.render import RenderedSlice
 
 SMALL = PhantomConfig(seed=3, n_patients=3, n_corpus_patients=2, matrix=64, slices_per_series=3,
                       n_lits_volumes=3, lits_slices=6)
@@ -100,6 +102,56 @@ def test_noise_has_the_requested_dose_level(sigma):
     rng = np.random.default_rng(0)
     stack = np.stack([ct_noise(rng, 128, sigma, 0.8) for _ in range(8)])
     assert stack.std() == pytest.approx(sigma, rel=0.1)
+
+
+def _image_noise(config: PhantomConfig, patient: int, region: str, tissue: Tissue) -> tuple[float, np.ndarray, RenderedSlice]:
+    """σ of (noisy - noise-free) inside ``tissue``: the dose level a reader measures in an ROI."""
+    noisy = render_slice(config, patient, region, 1, noise=True)
+    clean = render_slice(config, patient, region, 1, noise=False)
+    inside = ndimage.binary_erosion(noisy.labels == tissue, iterations=2)
+    return float((noisy.hu.astype(float) - clean.hu)[inside].std()), inside, noisy
+
+
+def test_noise_follows_the_dose_of_each_body_region():
+    """Head protocols: σ 3-6 HU in brain; trunk 10-30 HU (literature ranges; issue 22)."""
+    config = PhantomConfig(seed=0)
+    for patient in range(6):
+        sl = render_slice(config, patient, "head_neck", 1, noise=False)
+        if sl.series.anatomy == "head":
+            sigma, _, _ = _image_noise(config, patient, "head_neck", Tissue.WHITE_MATTER)
+            assert 2.5 < sigma < 6.5, (patient, sigma)
+        sigma, _, _ = _image_noise(config, patient, "abdomen", Tissue.LIVER)
+        assert 8.0 < sigma < 33.0, (patient, sigma)
+
+
+def test_grey_and_white_matter_differ_by_more_than_the_noise():
+    config = PhantomConfig(seed=0)
+    checked = 0
+    for patient in range(8):
+        if render_slice(config, patient, "head_neck", 1, noise=False).series.anatomy != "head":
+            continue
+        sigma, white, sl = _image_noise(config, patient, "head_neck", Tissue.WHITE_MATTER)
+        grey = ndimage.binary_erosion(sl.labels == Tissue.GREY_MATTER)
+        assert sl.hu[grey].mean() - sl.hu[white].mean() > sigma, patient
+        checked += 1
+    assert checked >= 3
+
+
+def test_lits_series_are_liver_targeted_with_lesions_of_several_pixels():
+    """The LiTS cohort's field of view is centred on the liver, so a lesion spans 2-8 px at the
+    demo's 64 px (1-3 px on a whole-abdomen field of view could not be learned)."""
+    config = PhantomConfig(seed=0, n_lits_volumes=8, lits_slices=8)
+    radii = []
+    for n in range(8):
+        p = make_patient(config, "lits", n)
+        series = p.series["abdomen"]
+        assert series.target == "liver" and LIVER_FOV_MM[0] <= series.fov <= LIVER_FOV_MM[1]
+        labels = render_slice(config, n, "abdomen", 4, cohort="lits", noise=False).labels
+        liver = np.isin(labels, [Tissue.LIVER, Tissue.LESION])
+        rows, cols = np.nonzero(liver)
+        assert liver.mean() > 0.05 and abs(cols.mean() - labels.shape[1] / 2) < labels.shape[1] / 4, n
+        radii += [lesion.radius / (series.fov / 64) for lesion in p.lesions]
+    assert radii and 2.0 <= min(radii) and max(radii) <= 8.5
 
 
 # ---------------------------------------------------------------- DICOM

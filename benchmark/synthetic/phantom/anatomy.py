@@ -2,7 +2,8 @@
 
 The spine region is not a separate body: it is a targeted, small-FOV
 reconstruction of the patient's own thorax or abdomen centred on a vertebra,
-exactly as a spine CT is reconstructed from a trunk acquisition.
+exactly as a spine CT is reconstructed from a trunk acquisition. The LiTS
+cohort's series are targeted the same way, on the liver.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from benchmark.synthetic.phantom.head import paint_head, paint_neck
 from benchmark.synthetic.phantom.limbs import paint_limbs
 from benchmark.synthetic.phantom.patient import Patient, Series
 from benchmark.synthetic.phantom.shapes import Canvas, Grid
-from benchmark.synthetic.phantom.trunk import paint_abdomen, paint_pelvis, paint_thorax, trunk_frame
+from benchmark.synthetic.phantom.trunk import liver_centre, paint_abdomen, paint_pelvis, paint_thorax, trunk_frame
 
 Painter = Callable[[Canvas, Patient, float], None]
 
@@ -30,6 +31,9 @@ PAINTERS: dict[str, Painter] = {
 
 
 def series_grid(p: Patient, series: Series, matrix: int) -> Grid:
+    if series.target == "liver":
+        x, y = liver_centre(p)
+        return Grid.square(matrix, series.fov, (x + series.jitter[0], y + series.jitter[1]))
     if series.region != "spine":
         return Grid.square(matrix, series.fov)
     f = trunk_frame(p, series.anatomy)

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 
 #: Bump whenever a change alters any written byte: it is part of the cache key.
-GENERATOR_VERSION: str = "1.1.0"
+GENERATOR_VERSION: str = "1.2.0"
 
 REGIONS: tuple[str, ...] = ("head_neck", "thorax", "abdomen", "extremities", "hip_pelvis", "spine")
 

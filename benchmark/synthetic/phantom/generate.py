@@ -94,7 +94,8 @@ def _write_patient(base: Path, p: Patient, config: PhantomConfig, namespace: str
 
 def _patient_entry(p: Patient) -> dict:
     return {"patient_id": p.patient_id, "cohort": p.cohort, "phase": p.phase,
-            "noise_sigma_hu": round(p.noise_sigma, 4), "n_liver_lesions": len(p.lesions)}
+            "noise_sigma_hu": {s.anatomy: round(p.noise_sigma(s.anatomy), 4) for s in p.series.values()},
+            "n_liver_lesions": len(p.lesions)}
 
 
 def _write_lits(directory: Path, config: PhantomConfig, n: int) -> dict:

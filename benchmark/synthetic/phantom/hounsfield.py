@@ -54,8 +54,13 @@ def _phased(nc: tuple[float, float], art: tuple[float, float],
     return {"non_contrast": nc, "arterial": art, "portal_venous": pv}
 
 
-# Lesions are defined relative to the patient's liver (hypodense metastasis-like).
-LESION_CONTRAST: tuple[float, float] = (30.0, 60.0)
+# Lesions are defined relative to the patient's liver: hypovascular metastases and cysts, 40-80 HU
+# below the parenchyma in the portal venous phase (30-60 made 2-7 px lesions unlearnable in the demo).
+LESION_CONTRAST: tuple[float, float] = (40.0, 80.0)
+# White matter relative to the patient's grey matter: the ~10 HU difference of unenhanced head CT,
+# which independent draws from the two ranges would sometimes erase.
+GREY_WHITE_CONTRAST: tuple[float, float] = (7.0, 12.0)
+_RELATIVE = {Tissue.LESION: (Tissue.LIVER, LESION_CONTRAST), Tissue.WHITE_MATTER: (Tissue.GREY_MATTER, GREY_WHITE_CONTRAST)}
 
 HU_RANGES: dict[Tissue, dict[str, tuple[float, float]]] = {
     Tissue.AIR: _same(-1000, -1000),
@@ -77,7 +82,6 @@ HU_RANGES: dict[Tissue, dict[str, tuple[float, float]]] = {
     Tissue.BOWEL_GAS: _same(-1000, -950),
     Tissue.BLADDER: _same(0, 15),
     Tissue.GREY_MATTER: _same(35, 45),
-    Tissue.WHITE_MATTER: _same(25, 35),
     Tissue.CSF: _same(0, 15),
     Tissue.DISC: _same(50, 100),
     Tissue.THYROID: _phased((80, 110), (130, 180), (120, 160)),  # iodine-rich even unenhanced
@@ -89,10 +93,11 @@ GASES: frozenset[Tissue] = frozenset({Tissue.AIR, Tissue.BOWEL_GAS, Tissue.AIRWA
 
 
 def hu_range(tissue: Tissue, phase: str) -> tuple[float, float]:
-    """Range a patient's value for `tissue` is drawn from (lesions follow the liver)."""
-    if tissue == Tissue.LESION:
-        liver_lo, liver_hi = HU_RANGES[Tissue.LIVER][phase]
-        return liver_lo - LESION_CONTRAST[1], liver_hi - LESION_CONTRAST[0]
+    """Range a patient's value for `tissue` is drawn from (lesions follow the liver, white matter the grey)."""
+    if tissue in _RELATIVE:
+        reference, (low, high) = _RELATIVE[tissue]
+        ref_lo, ref_hi = HU_RANGES[reference][phase]
+        return ref_lo - high, ref_hi - low
     return HU_RANGES[tissue][phase]
 
 
@@ -100,11 +105,12 @@ def draw_tissue_hu(rng: np.random.Generator, phase: str) -> np.ndarray:
     """One patient's look-up table, indexed by Tissue value."""
     lut = np.zeros(len(Tissue), dtype=np.float64)
     for tissue in Tissue:  # fixed order: the draw sequence is part of determinism
-        if tissue == Tissue.LESION:
+        if tissue in _RELATIVE:
             continue
         lo, hi = HU_RANGES[tissue][phase]
         lut[tissue] = rng.uniform(lo, hi)
-    lut[Tissue.LESION] = lut[Tissue.LIVER] - rng.uniform(*LESION_CONTRAST)
+    for tissue, (reference, contrast) in _RELATIVE.items():
+        lut[tissue] = lut[reference] - rng.uniform(*contrast)
     return lut
 
 

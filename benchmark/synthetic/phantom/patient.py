@@ -6,7 +6,7 @@ alone (for tests), and still agree with each other byte for byte.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,11 +24,23 @@ ANATOMY_KEYS: dict[str, int] = {"head": 11, "neck": 12, "thorax": 13, "abdomen":
 TABLE_Z: dict[str, float] = {"head": -80.0, "neck": -200.0, "thorax": -380.0, "abdomen": -600.0,
                              "pelvis": -850.0, "thighs": -1100.0, "arms": -400.0}
 
+#: Image noise σ (HU) of each anatomy's series, the low end at the patient's lowest dose.
+#: Head protocols run at several times the body's dose: σ ≈ 3–6 HU in brain, which leaves the
+#: ~10 HU grey/white matter difference visible at a brain window; body and limbs 10–30 HU.
+NOISE_HU: dict[str, tuple[float, float]] = {"head": (3.0, 6.0)}
+BODY_NOISE_HU: tuple[float, float] = (10.0, 30.0)
+
 # Local z window (mm) each anatomy's series centre is drawn from.
 _Z_WINDOW: dict[str, tuple[float, float]] = {"head": (-25, 30), "neck": (-15, 15),
                                              "thorax": (-65, 45), "abdomen": (-35, 30),
                                              "pelvis": (-35, 15), "thighs": (-40, 40),
                                              "arms": (-30, 30)}
+
+
+#: The LiTS cohort's field of view (mm): a reconstruction targeted on the liver, as the
+#: liver-cropped inputs of LiTS lesion pipelines are, so that 7–22 mm lesions span 2–7 px at 64 px.
+LIVER_FOV_MM: tuple[float, float] = (190.0, 240.0)
+LESION_RADIUS_MM: tuple[float, float] = (8.0, 25.0)
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,7 @@ class Series:
     z_center: float         # mm, local anatomical z of the series centre
     n_slices: int
     jitter: tuple[float, float]  # mm, FOV centring error (targeted reconstructions)
+    target: str = ""        # organ a targeted reconstruction is centred on ("liver"), else the body
 
     def z_local(self, k: int) -> float:
         """Instance 1 is the most superior slice, as scanners number a head-first scan."""
@@ -64,7 +77,7 @@ class Patient:
     index: int
     entropy: tuple[int, ...]
     phase: str
-    noise_sigma: float      # HU, the dose level
+    dose: float             # 0 (lowest dose, noisiest) … 1, one per patient across its series
     kernel_cutoff: float    # apodisation cutoff as a fraction of Nyquist (reconstruction kernel)
     size: float             # overall body scale
     aspect: float           # AP depth / width of the trunk
@@ -82,6 +95,11 @@ class Patient:
     def name(self) -> str:
         return "Phantom^" + self.patient_id.split("-")[1]
 
+    def noise_sigma(self, anatomy: str) -> float:
+        """σ (HU) of a series: the patient's dose placed within its anatomy's range."""
+        lo, hi = NOISE_HU.get(anatomy, BODY_NOISE_HU)
+        return hi - self.dose * (hi - lo)
+
 
 def patient_id(cohort: str, index: int) -> str:
     return f"PHANTOM-{COHORTS[cohort][0]}{index:04d}"
@@ -91,7 +109,7 @@ def make_patient(config: PhantomConfig, cohort: str, index: int) -> Patient:
     entropy = (config.seed, COHORTS[cohort][1], index)
     rng = np.random.default_rng([*entropy, 0])
     phase = PHASES[int(rng.integers(len(PHASES)))]
-    noise_sigma = float(rng.uniform(8.0, 30.0))
+    dose = float(rng.uniform(0.0, 1.0))
     kernel_cutoff = float(rng.uniform(0.55, 1.0))
     size = float(np.clip(rng.normal(1.0, 0.08), 0.82, 1.2))
     aspect = float(rng.uniform(0.66, 0.80))
@@ -100,7 +118,7 @@ def make_patient(config: PhantomConfig, cohort: str, index: int) -> Patient:
     tissue_hu = draw_tissue_hu(rng, phase)
     series = _draw_series(rng, config, cohort)
     lesions = _draw_lesions(rng, index, series["abdomen"])
-    return Patient(patient_id(cohort, index), cohort, index, entropy, phase, noise_sigma,
+    return Patient(patient_id(cohort, index), cohort, index, entropy, phase, dose,
                    kernel_cutoff, size, aspect, fat, offset, tissue_hu, lesions, series)
 
 
@@ -120,6 +138,8 @@ def _draw_series(rng: np.random.Generator, config: PhantomConfig, cohort: str) -
         z_center = float(rng.uniform(lo, hi))
         if region in regions:
             out[region] = Series(region, anatomy[region], fov, thickness, z_center, n, jitter)
+    if cohort == "lits":  # drawn last, so the other cohorts' draw sequence is unchanged
+        out["abdomen"] = replace(out["abdomen"], fov=float(rng.uniform(*LIVER_FOV_MM)), target="liver")
     return out
 
 
@@ -140,7 +160,7 @@ def _draw_lesions(rng: np.random.Generator, index: int, abdomen: Series) -> tupl
     half = abdomen.thickness * (abdomen.n_slices - 1) / 2
     lesions = []
     for _ in range(count):
-        radius = float(rng.uniform(5.0, 18.0))
+        radius = float(rng.uniform(*LESION_RADIUS_MM))
         u, v = rng.uniform(-0.45, 0.45, 2)
         z = abdomen.z_center + float(rng.uniform(-0.8, 0.8)) * half
         lesions.append(Lesion(float(u), float(v), z, radius))

@@ -56,6 +56,6 @@ def render(p: Patient, series: Series, k: int, matrix: int, noise: bool = True) 
     image = image + field * ~np.isin(labels, _GAS_CODES)
     image = ndimage.gaussian_filter(image, _PSF_PX, mode="nearest")
     if noise:
-        image = image + ct_noise(p.rng(key, 2, k), matrix, p.noise_sigma, p.kernel_cutoff)
+        image = image + ct_noise(p.rng(key, 2, k), matrix, p.noise_sigma(series.anatomy), p.kernel_cutoff)
     hu = np.clip(np.rint(image), HU_MIN, HU_MAX).astype(np.int16)
     return RenderedSlice(hu, labels, p, series, grid, k)

@@ -162,7 +162,7 @@ def _great_vessels(cv: Canvas, f: Frame, aorta_r: float, z: float) -> None:
 def paint_abdomen(cv: Canvas, p: Patient, z: float) -> None:
     rng = p.rng(ANATOMY_KEYS["abdomen"])
     f = trunk_frame(p, "abdomen")
-    liver = rng.uniform([0.46, 0.72, -10.0], [0.56, 0.86, 10.0])
+    liver = _liver_params(rng)
     liver_wob = wobble_params(rng, 0.06)
     spleen = rng.uniform([0.15, 0.28, 20.0], [0.22, 0.38, 45.0])
     kidney = rng.uniform([22.0, 30.0, -60.0], [28.0, 38.0, -40.0])
@@ -186,6 +186,17 @@ def paint_abdomen(cv: Canvas, p: Patient, z: float) -> None:
     if z > 0:
         ribs(cv, f.cx, f.ccy, f.ca, f.cb, z, rib_phase, arc=(-0.2, 0.9), n=4)
     vertebra(cv, f.cx, f.vy, f.s, z, z_phase)
+
+
+def _liver_params(rng: np.random.Generator) -> np.ndarray:
+    """Right-lobe semi-axes (fractions of the cavity) and z offset: the abdomen's first draw."""
+    return rng.uniform([0.46, 0.72, -10.0], [0.56, 0.86, 10.0])
+
+
+def liver_centre(p: Patient) -> tuple[float, float]:
+    """Where a liver-targeted reconstruction is centred: the right lobe of ``paint_abdomen``."""
+    lx, ly, _, _ = liver_frame(trunk_frame(p, "abdomen"), _liver_params(p.rng(ANATOMY_KEYS["abdomen"])))
+    return lx, ly
 
 
 def liver_frame(f: Frame, liver: np.ndarray) -> tuple[float, float, float, float]:
