@@ -2,11 +2,13 @@
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmark.evaluation.profiles import DEMO_STEPS, DEMO_TRAINING
 from tests.cli_helpers import run_cli
 
 TASK = "phantom-body-region"
@@ -58,9 +60,13 @@ def test_results_record_the_cases_actually_used_and_their_manifests(finished_run
         hyper, counts = result["hyperparameters"], result["counts"]
         if result["job"]["protocol"] == "linear":
             assert "C" in hyper and counts["train_cases_seen"] == counts["train_cases"]
-        else:  # the demo's fixed step budget presents every case, or as many as its steps hold
-            assert hyper["steps"] == 24 and hyper["selection"] == "val"
-            assert counts["train_cases_seen"] == min(counts["train_cases"], 24 * hyper["recipe"]["batch_size"])
+        else:  # the demo's budget: its epochs, stopped at the task's step budget
+            recipe = hyper["recipe"]
+            steps_per_epoch = math.ceil(counts["train_cases"] / recipe["batch_size"])
+            assert recipe["max_steps"] == DEMO_STEPS[TASK] and recipe["epochs"] == DEMO_TRAINING["epochs"]
+            assert hyper["steps"] == min(recipe["max_steps"], recipe["epochs"] * steps_per_epoch)
+            assert hyper["selection"] == "val"
+            assert counts["train_cases_seen"] == min(counts["train_cases"], hyper["steps"] * recipe["batch_size"])
 
 
 def test_smaller_budgets_use_fewer_training_cases(finished_run):

@@ -23,7 +23,8 @@ TERMINATED = "ctbench: terminated; finished jobs are stored, run the same comman
 
 
 def finetune_args(workdir: Path, phantom: Path, seeds: str = "42", *extra: str) -> list[str]:
-    return [*grid_args(workdir, phantom, protocols="finetune", seeds=seeds), *extra]
+    # three epochs: the points below fall inside epochs and on their ends whatever the demo's step budget
+    return [*grid_args(workdir, phantom, protocols="finetune", seeds=seeds), "--max-epochs", "3", *extra]
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""Cost of one demo-profile training job (24 steps of batch 16 at 64 px, validation, test
-predictions) for each training protocol: what the demo's 15-minute budget is made of."""
+"""Cost of one demo-profile training job (the default budget of 120 steps of batch 16 at 64 px,
+validation, test predictions) for each training protocol: what the demo's 10-minute budget is made of."""
 import copy
 
 import numpy as np
@@ -8,6 +8,7 @@ import torch
 
 from benchmark.core.specs import CheckpointSpec, TaskSpec
 from benchmark.data.slices import SliceSet
+from benchmark.evaluation.profiles import DEMO_TRAINING
 from benchmark.evaluation.protocols import PROTOCOLS, JobContext
 from benchmark.models.backbones import create_backbone
 
@@ -36,4 +37,4 @@ def _context(task: TaskSpec) -> JobContext:
 @pytest.mark.parametrize("protocol,task", [("finetune", CLS), ("seg-linear", SEG), ("seg-finetune", SEG)])
 def test_demo_training_job(benchmark, protocol, task):
     outcome = benchmark.pedantic(PROTOCOLS.get(protocol).run, args=(_context(task),), rounds=3, iterations=1)
-    assert outcome.hyperparameters["steps"] == 24
+    assert outcome.hyperparameters["steps"] == DEMO_TRAINING["max_steps"]

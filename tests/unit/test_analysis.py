@@ -27,7 +27,7 @@ CK = CheckpointSpec(name="tiny", arch="test_resnet", pretraining_domain="none")
 TASK = TaskSpec(name="bright", version="1", domain="ct", kind="classification", class_names=["dark", "bright"],
                 metrics=["accuracy"], main_metric="accuracy")
 # A short but brisk finetune: enough steps at a high rate that the backbone visibly moves.
-PROFILE = dataclasses.replace(PROFILES["demo"], training_overrides={
+PROFILE = dataclasses.replace(PROFILES["demo"], step_budgets={}, training_overrides={
     **PROFILES["demo"].training_overrides, "lr": 1e-2, "epochs": 4, "max_steps": 8, "selection": "last"})
 
 

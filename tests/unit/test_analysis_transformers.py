@@ -175,7 +175,8 @@ def test_analyze_runs_on_two_vits_beside_a_resnet(tiny_phantom, tmp_path, monkey
     """`ctbench analyze`'s path with the demo's random-vit, a second test_vit and the random ResNet,
     on the tiny phantom, the finetune cut to one step."""
     short = dict(PROFILES["demo"].training_overrides, epochs=1, max_steps=1)
-    monkeypatch.setitem(PROFILES, "demo", dataclasses.replace(PROFILES["demo"], training_overrides=short))
+    monkeypatch.setitem(PROFILES, "demo", dataclasses.replace(PROFILES["demo"], training_overrides=short,
+                                                                       step_budgets={}))
     torch.manual_seed(1)
     save_backbone(create_backbone("test_vit"), tmp_path / "vit-b.safetensors")
     other = CheckpointSpec(name="vit-b", arch="test_vit", weights=tmp_path / "vit-b.safetensors",

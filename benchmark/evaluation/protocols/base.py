@@ -44,7 +44,8 @@ class JobContext:
 
     def recipe(self):
         """The task's recipe as the profile (and a run's epoch cap) adapts it."""
-        recipe = self.profile.training(self.task.training, transformer=is_transformer(self.checkpoint.arch))
+        recipe = self.profile.training(self.task.training, transformer=is_transformer(self.checkpoint.arch),
+                                       task=self.task.name)
         if self.max_epochs is not None and recipe.epochs > self.max_epochs:
             recipe = recipe.model_copy(update={"epochs": self.max_epochs})
         return recipe
