@@ -24,7 +24,7 @@ ANATOMY_KEYS: dict[str, int] = {"head": 11, "neck": 12, "thorax": 13, "abdomen":
 TABLE_Z: dict[str, float] = {"head": -80.0, "neck": -200.0, "thorax": -380.0, "abdomen": -600.0,
                              "pelvis": -850.0, "thighs": -1100.0, "arms": -400.0}
 
-#: Image noise σ (HU) of each anatomy's series, the low end at the patient's lowest dose.
+#: Image noise σ (HU) of each anatomy's series: a patient's lowest dose (0) gives the high end.
 #: Head protocols run at several times the body's dose: σ ≈ 3–6 HU in brain, which leaves the
 #: ~10 HU grey/white matter difference visible at a brain window; body and limbs 10–30 HU.
 NOISE_HU: dict[str, tuple[float, float]] = {"head": (3.0, 6.0)}
@@ -38,7 +38,7 @@ _Z_WINDOW: dict[str, tuple[float, float]] = {"head": (-25, 30), "neck": (-15, 15
 
 
 #: The LiTS cohort's field of view (mm): a reconstruction targeted on the liver, as the
-#: liver-cropped inputs of LiTS lesion pipelines are, so that 7–22 mm lesions span 2–7 px at 64 px.
+#: liver-cropped inputs of LiTS lesion pipelines are, so that a lesion of 8–25 mm radius spans 2–8 px at 64 px.
 LIVER_FOV_MM: tuple[float, float] = (190.0, 240.0)
 LESION_RADIUS_MM: tuple[float, float] = (8.0, 25.0)
 
