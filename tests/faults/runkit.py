@@ -83,10 +83,19 @@ def failures(workdir: Path) -> dict[str, dict]:
 
 def start(argv: list[str], preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen:
     """`ctbench` in its own process group, as a shell starts a job: a signal to the group
-    reaches the parent and every worker, as Ctrl-C in a terminal does."""
+    reaches the parent and every worker, as Ctrl-C in a terminal does.
+
+    SIGINT starts at its default, as a terminal's foreground job gets it: a non-interactive shell
+    that ran the test suite in the background (``make test &``) ignores SIGINT, every process
+    below it would inherit that, and the CLI would never see the Ctrl-C these tests send."""
+    def as_a_foreground_job() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if preexec_fn is not None:
+            preexec_fn()
+
     return subprocess.Popen([sys.executable, "-m", "benchmark.cli", *argv], cwd=REPO, env={**os.environ, **ENV},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=preexec_fn)
+                            preexec_fn=as_a_foreground_job)
 
 
 def signal_group(proc: subprocess.Popen, signum: int) -> None:
