@@ -6,7 +6,6 @@ Lossless means exact: every comparison is array equality. Where an encoder or de
 installed the test says so and skips; the missing-decoder message itself is tested in
 ``tests/faults/test_dicom_faults.py``.
 """
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -25,6 +24,7 @@ from tests.fixtures.datasets.dicom_enhanced import (
     write_enhanced_ct,
     write_single_frame_series,
 )
+from tests.fixtures.pydicom_testdata import pydicom_testdata
 
 LOSSLESS = [uid.JPEGLSLossless, uid.JPEG2000Lossless]
 ZS = [0.0, 5.0, 10.0, 15.0]
@@ -37,19 +37,6 @@ def _codec_or_skip(syntax: uid.UID) -> None:
         pytest.skip(f"no {ENCODERS[syntax]} encoder for {syntax.name}: pip install \"ctbench[dicom-codecs]\"")
     if not get_decoder(syntax).is_available:
         pytest.skip(f"no decoder for {syntax.name}: pip install \"ctbench[dicom-codecs]\"")
-
-
-def _testdata(name: str) -> Path:
-    """A pydicom test file on disk, or a skip saying which one is missing."""
-    from pydicom.data import get_testdata_file
-
-    try:
-        found = get_testdata_file(name, download=False)
-    except Exception:  # no network and no cached copy: the file is simply not here
-        found = None
-    if found is None or not Path(found).exists():
-        pytest.skip(f"pydicom's test file {name} is not installed")
-    return Path(found)
 
 
 @pytest.mark.parametrize("syntax", LOSSLESS, ids=lambda s: s.name)
@@ -85,7 +72,7 @@ def test_lossless_enhanced_ct_reads_to_the_same_hu_frame_by_frame(tmp_path, synt
 def test_a_real_ct_slice_compressed_losslessly_keeps_its_hu(tmp_path, syntax):
     """pydicom's CT_small.dcm (a real scanner slice, 128 x 128) through each encoder."""
     _codec_or_skip(syntax)
-    source = _testdata("CT_small.dcm")
+    source = pydicom_testdata("CT_small.dcm")
     copy = write_compressed(source, tmp_path / "ct.dcm", syntax)
     np.testing.assert_array_equal(read_ct_slice(copy)[0], read_ct_slice(source)[0])
 
@@ -96,7 +83,7 @@ def test_files_compressed_by_other_encoders_read_to_their_uncompressed_twin(tmp_
     MR has no rescale, so slope 1 / intercept 0 is written into both twins (a header edit:
     the pixel data stays the original codestream) and they are read with ``require_ct=False``."""
     twins = []
-    for source in (_testdata("MR_small.dcm"), _testdata(name)):
+    for source in (pydicom_testdata("MR_small.dcm"), pydicom_testdata(name)):
         syntax = pydicom.dcmread(source, stop_before_pixels=True).file_meta.TransferSyntaxUID
         if syntax.is_compressed and not get_decoder(syntax).is_available:
             pytest.skip(f"no decoder for {syntax.name}: pip install \"ctbench[dicom-codecs]\"")

@@ -15,23 +15,11 @@ from benchmark.data.inspect import inspect_path
 from benchmark.data.readers.dicom import read_ct_slice
 from tests.cli_helpers import run_cli
 from tests.fixtures.datasets.dicom_ct import write_ct_series, write_ct_slice
-
-
-def _testdata(name: str) -> Path:
-    """A pydicom test file on disk, or a skip saying which one is missing."""
-    from pydicom.data import get_testdata_file
-
-    try:
-        found = get_testdata_file(name, download=False)
-    except Exception:  # no network and no cached copy: the file is simply not here
-        found = None
-    if found is None or not Path(found).exists():
-        pytest.skip(f"pydicom's test file {name} is not installed")
-    return Path(found)
+from tests.fixtures.pydicom_testdata import pydicom_testdata
 
 
 def _localizers() -> Path:
-    folder = _testdata("CT_small.dcm").parent / "dicomdirtests" / "98892001" / "CT2N"
+    folder = pydicom_testdata("CT_small.dcm").parent / "dicomdirtests" / "98892001" / "CT2N"
     if not folder.is_dir():
         pytest.skip("pydicom's dicomdirtests/98892001/CT2N folder is not installed")
     return folder
@@ -46,7 +34,7 @@ def _refused_by_inspect(path: Path, match: str) -> str:
 
 
 def test_an_mr_image_is_described_not_blamed_for_its_rescale():
-    path = _testdata("MR_small.dcm")
+    path = pydicom_testdata("MR_small.dcm")
     message = _refused_by_inspect(path, "is not usable as CT, it is an MR image: modality is 'MR', expected 'CT'")
     for part in ("SOP class MR Image Storage", "Modality MR", "1 frame(s) of 64 x 64", "orientation axial",
                  "ImageType DERIVED\\SECONDARY\\OTHER"):
@@ -55,13 +43,13 @@ def test_an_mr_image_is_described_not_blamed_for_its_rescale():
 
 
 def test_a_segmentation_is_named_as_a_non_image_object():
-    path = _testdata("liver_1frame.dcm")
+    path = pydicom_testdata("liver_1frame.dcm")
     message = _refused_by_inspect(path, "it is a Segmentation Storage object, not an image")
     assert "Modality SEG" in message and "512 x 512" in message
 
 
 def test_a_ct_task_still_refuses_a_non_ct_object_saying_what_it_is():
-    path = _testdata("liver_1frame.dcm")
+    path = pydicom_testdata("liver_1frame.dcm")
     with pytest.raises(DataError, match="Segmentation Storage object, not an image"):
         read_ct_slice(path)
 
@@ -85,13 +73,13 @@ def test_mixed_orientations_without_localizers_do_not_mention_them(tmp_path):
 
 
 def test_a_real_ct_slice_still_inspects():
-    summary = inspect_path(_testdata("CT_small.dcm"))
+    summary = inspect_path(pydicom_testdata("CT_small.dcm"))
     assert summary["modality"] == "CT" and summary["shape"] == [128, 128]
 
 
 def _widened(tmp_path, value: int) -> Path:
     """CT_small declaring BitsStored 12 while one stored value needs more bits."""
-    ds = pydicom.dcmread(_testdata("CT_small.dcm"))
+    ds = pydicom.dcmread(pydicom_testdata("CT_small.dcm"))
     words = np.frombuffer(ds.PixelData, dtype="<i2").copy()
     words[0] = value
     ds.BitsStored, ds.HighBit = 12, 11
@@ -119,7 +107,7 @@ def test_twelve_bit_values_within_their_bits_still_read(tmp_path, signed):
 
 
 def test_the_cli_prints_one_line_and_exits_2_for_an_mr_image():
-    path = _testdata("MR_small.dcm")
+    path = pydicom_testdata("MR_small.dcm")
     proc = run_cli("data", "inspect", str(path), check=False)
     assert proc.returncode == 2 and proc.stdout == ""
     [line] = proc.stderr.strip().splitlines()
@@ -129,7 +117,7 @@ def test_the_cli_prints_one_line_and_exits_2_for_an_mr_image():
 
 @pytest.mark.parametrize("which", ["seg", "localizers", "wide"])
 def test_the_cli_refusals_are_one_line_in_process(tmp_path, capsys, which):
-    path = {"seg": lambda: _testdata("liver_1frame.dcm"), "localizers": _localizers,
+    path = {"seg": lambda: pydicom_testdata("liver_1frame.dcm"), "localizers": _localizers,
             "wide": lambda: _widened(tmp_path, 5000)}[which]()
     code = main(["data", "inspect", str(path)])
     captured = capsys.readouterr()

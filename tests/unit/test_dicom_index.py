@@ -21,6 +21,7 @@ from tasks.generic import DicomFolder
 from tests.fixtures.datasets.dicom_ct import dicom_uid, write_ct_slice
 from tests.fixtures.datasets.dicom_enhanced import phantom_volume, write_enhanced_ct, write_single_frame_series
 from tests.fixtures.datasets.dicom_export import THIN_SLICES, series_uid, write_export
+from tests.fixtures.pydicom_testdata import pydicom_testdata
 
 PYDICOM_PATIENT = "98890234"  # the PatientID of the files in pydicom's dicomdirtests/98892001
 SCOUT_UID = "1.3.6.1.4.1.5962.1.1.0.0.0.1194734704.16302.0.2"
@@ -30,15 +31,7 @@ AXIAL_UID = "1.3.6.1.4.1.5962.1.1.0.0.0.1194734704.16302.0.6"
 @pytest.fixture
 def pydicom_tree(tmp_path) -> Path:
     """A copy of pydicom's dicomdirtests (DICOMDIR and the files it names), or a clean skip."""
-    from pydicom.data import get_testdata_file
-
-    try:
-        dicomdir = get_testdata_file("DICOMDIR", download=False)
-    except Exception:  # pydicom without its test files, or a version that would download them
-        dicomdir = None
-    if not dicomdir or not Path(dicomdir).is_file():
-        pytest.skip("pydicom's DICOMDIR test files are not installed")
-    return Path(shutil.copytree(Path(dicomdir).parent, tmp_path / "dicomdirtests"))
+    return Path(shutil.copytree(pydicom_testdata("DICOMDIR").parent, tmp_path / "dicomdirtests"))
 
 
 @pytest.fixture
