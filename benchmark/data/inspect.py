@@ -18,7 +18,7 @@ import pydicom
 
 from benchmark.core.errors import DataError
 from benchmark.data.readers.dicom import has_functional_groups, iter_dicom_files, read_ct_slice, read_header
-from benchmark.data.readers.dicom_describe import orientation_label, orientation_of
+from benchmark.data.readers.dicom_describe import image_type_values, orientation_label, orientation_of, sop_class_of
 from benchmark.data.readers.dicom_frames import read_ct_frames
 from benchmark.data.readers.nifti import read_volume
 
@@ -120,15 +120,8 @@ def _frames_volume(where: Path, files: list[Path], headers: list[pydicom.Dataset
             "n_slices": len(frames), "n_frames": len(frames), "n_files": len(files),
             "series_uid": str(header.get("SeriesInstanceUID", "")) or None,
             "patient_id": _text(header, "PatientID"), "body_part": _text(header, "BodyPartExamined"),
-            "sop_class": _sop_class_name(header), "orientation": labels.pop(),
+            "sop_class": getattr(sop_class_of(header), "name", None), "orientation": labels.pop(),
             "slice_thickness": first.thickness, "z_range": [geometries[0].position[2], geometries[-1].position[2]]}
-
-
-def _sop_class_name(ds: pydicom.Dataset) -> str | None:
-    uid = ds.get("SOPClassUID")
-    if uid in (None, ""):
-        return None
-    return getattr(uid, "name", None) or str(uid)
 
 
 def check_series(folder: Path, files: list[Path]) -> None:
@@ -160,17 +153,10 @@ def _check_one_orientation(folder: Path, headers: list[pydicom.Dataset]) -> None
     if len(counts) < 2:
         return
     shown = ", ".join(f"{label} in {n} file(s)" for label, n in counts.items())
-    localizers = any("LOCALIZER" in _image_type(h) for h in headers)
+    localizers = any("LOCALIZER" in image_type_values(h.get("ImageType")) for h in headers)
     why = "; ImageType LOCALIZER: these are localizer (scout) images, not an axial volume" if localizers else ""
     raise DataError(f"mixes {len(counts)} orientations (ImageOrientationPatient differs between files: "
                     f"{shown}){why}", folder)
-
-
-def _image_type(ds: pydicom.Dataset) -> list[str]:
-    value = ds.get("ImageType")
-    if value is None or isinstance(value, str):
-        return [value] if value else []
-    return [str(v) for v in value]
 
 
 def _slice_spacing(folder: Path, ordered: list[pydicom.Dataset]) -> float | None:

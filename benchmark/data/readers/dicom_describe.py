@@ -22,7 +22,7 @@ def not_ct_reason(ds: pydicom.Dataset) -> str | None:
     A known non-image SOP class (SEG, SR, RT structure/dose...) is named first: its
     Modality alone (e.g. SEG) would not say that it holds no image to take HU from.
     """
-    sop_class = _sop_class(ds)
+    sop_class = sop_class_of(ds)
     if sop_class is not None and sop_class.name != str(sop_class) and "Image Storage" not in sop_class.name:
         return f"{_article(sop_class.name)} {sop_class.name} object, not an image"
     modality = _get(ds, "Modality")
@@ -33,16 +33,16 @@ def not_ct_reason(ds: pydicom.Dataset) -> str | None:
 
 def describe(ds: pydicom.Dataset) -> str:
     """One line: SOP class, modality, frames, rows x columns, orientation and ImageType."""
-    sop_class = _sop_class(ds)
+    sop_class = sop_class_of(ds)
     parts = [f"SOP class {sop_class.name if sop_class is not None else 'missing'}",
              f"Modality {_get(ds, 'Modality') or 'missing'}",
              f"{frames_of(ds)} frame(s) of {_get(ds, 'Rows')} x {_get(ds, 'Columns')}"]
     orientation = orientation_of(ds)
     if orientation is not None:
         parts.append(f"orientation {orientation_label(orientation)}")
-    image_type = _get(ds, "ImageType")
+    image_type = image_type_values(_get(ds, "ImageType"))
     if image_type:
-        parts.append("ImageType " + "\\".join(str(v) for v in _as_list(image_type)))
+        parts.append("ImageType " + "\\".join(image_type))
     return ", ".join(parts)
 
 
@@ -86,7 +86,16 @@ def orientation_label(orientation: tuple[float, ...]) -> str:
     return f"{plane} (normal {shown})"
 
 
-def _sop_class(ds: pydicom.Dataset) -> UID | None:
+def image_type_values(value) -> list[str]:
+    """ImageType's values, stripped and upper-cased (ORIGINAL, PRIMARY, LOCALIZER...); [] when absent.
+    Callers read the tag their own way: strictly where a malformed value is the file's problem."""
+    if value is None:
+        return []
+    return [str(v).strip().upper() for v in _as_list(value) if str(v).strip()]
+
+
+def sop_class_of(ds: pydicom.Dataset) -> UID | None:
+    """SOPClassUID, or the file meta's MediaStorageSOPClassUID; None when neither is there."""
     value = _get(ds, "SOPClassUID") or _get(getattr(ds, "file_meta", pydicom.Dataset()), "MediaStorageSOPClassUID")
     return UID(str(value)) if value else None
 

@@ -34,7 +34,13 @@ import pydicom
 from benchmark.core.atomic import write_json
 from benchmark.core.errors import DataError
 from benchmark.data.readers.dicom import has_functional_groups, iter_dicom_files, read_header, tag_value
-from benchmark.data.readers.dicom_describe import not_ct_reason, orientation_label, orientation_of
+from benchmark.data.readers.dicom_describe import (
+    image_type_values,
+    not_ct_reason,
+    orientation_label,
+    orientation_of,
+    sop_class_of,
+)
 from benchmark.data.readers.dicom_frames import frame_geometry
 from benchmark.data.readers.failure import one_line
 
@@ -146,7 +152,7 @@ def _dicomdir_files(root: Path, ds: pydicom.Dataset) -> list[Path]:
 def _facts(root: Path, path: Path) -> dict | None:
     """What the series rows need from one file's header (None for a DICOMDIR)."""
     ds = read_header(path)
-    sop = _sop_class(ds)
+    sop = sop_class_of(ds)
     if sop == _DICOMDIR_SOP:
         return None
     uid = tag_value(ds, "SeriesInstanceUID", path)
@@ -158,7 +164,8 @@ def _facts(root: Path, path: Path) -> dict | None:
              "description": _text(ds, "SeriesDescription", path), "kernel": _kernel(ds, path),
              "modality": _text(ds, "Modality", path), "sop_class": sop.name if sop else None,
              "image": sop is None or sop.name == str(sop) or "Image Storage" in sop.name,
-             "reason": reason, "image_type": _image_type(ds, path), "thickness": _number(ds, "SliceThickness"),
+             "reason": reason, "image_type": image_type_values(tag_value(ds, "ImageType", path)),
+             "thickness": _number(ds, "SliceThickness"),
              "size": [tag_value(ds, "Rows", path), tag_value(ds, "Columns", path)], "frames": [], "error": None,
              "orientation": orientation_of(ds)}
     if reason is None and facts["image"]:
@@ -245,11 +252,6 @@ def _classify_geometry(facts: list[dict], frames: list[tuple[dict, dict]]):
     return "axial-ct", f"{len(frames)} slices every {spacing:g} mm along the normal", shown, spacing, along
 
 
-def _sop_class(ds: pydicom.Dataset) -> pydicom.uid.UID | None:
-    value = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
-    return pydicom.uid.UID(str(value)) if value else None
-
-
 def _text(ds: pydicom.Dataset, keyword: str, path: Path) -> str | None:
     value = tag_value(ds, keyword, path)
     return str(value).strip() or None if value is not None else None
@@ -263,14 +265,6 @@ def _number(ds: pydicom.Dataset, keyword: str) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if np.isfinite(value) else None
-
-
-def _image_type(ds: pydicom.Dataset, path: Path) -> list[str]:
-    value = tag_value(ds, "ImageType", path)
-    if value is None:
-        return []
-    values = [value] if isinstance(value, str) else list(value)
-    return [str(v).strip().upper() for v in values if str(v).strip()]
 
 
 def _kernel(ds: pydicom.Dataset, path: Path) -> str | None:
