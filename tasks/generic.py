@@ -101,13 +101,18 @@ class DicomFolder(_Generic):
     def class_names(self, root: Path) -> list[str]:
         return _classes_txt(root) or sorted(set(self._labels(root)[1].values()))
 
-    def _selection(self, root: Path) -> Selection | None:
+    def _selection(self, root: Path, reuse: bool = False) -> Selection | None:
         """The series chosen in an export tree (None for the folder layout), computed once per
-        state of the tree: units, read, notes and provenance all ask for it."""
+        state of the tree: units, read, notes and provenance all ask for it. ``reuse`` takes the
+        one already made for ``root`` without walking the tree again (``read``, once per unit,
+        right after ``units`` made it; its ``check_series`` still checks the series' own files)."""
         key_column, labels = self._labels(root)
         if key_column == "series":
             return None
-        where, state = str(root.resolve()), tree_key(tree_listing(root))  # labels.csv and selection.json too
+        where = str(root.resolve())
+        if reuse and where in _SELECTIONS:
+            return _SELECTIONS[where][1]
+        state = tree_key(tree_listing(root))  # labels.csv and selection.json too
         if _SELECTIONS.get(where, (None,))[0] != state:
             index = index_tree(root)
             selection = select_series(index, labels, key_column, read_rule(root), root / "labels.csv")
@@ -151,7 +156,7 @@ class DicomFolder(_Generic):
         return units
 
     def read(self, root: Path, unit: Path) -> Iterator[Case]:
-        selection = self._selection(root)
+        selection = self._selection(root, reuse=True)
         if selection is not None:
             yield from self._read_series(root, unit, selection)
             return

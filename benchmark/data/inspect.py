@@ -19,11 +19,8 @@ import pydicom
 from benchmark.core.errors import DataError
 from benchmark.data.readers.dicom import has_functional_groups, iter_dicom_files, read_ct_slice, read_header
 from benchmark.data.readers.dicom_describe import image_type_values, orientation_label, orientation_of, sop_class_of
-from benchmark.data.readers.dicom_frames import read_ct_frames
+from benchmark.data.readers.dicom_frames import even_gaps, read_ct_frames
 from benchmark.data.readers.nifti import read_volume
-
-#: Relative tolerance on slice gaps; scanners write positions rounded to ~0.01 mm.
-GAP_TOLERANCE = 0.01
 
 
 def inspect_path(path: Path) -> dict:
@@ -173,9 +170,8 @@ def _even_gap(folder: Path, positions: list[float], thickness: float | None) -> 
     ``thickness`` when there is a single slice (no gap to measure)."""
     if len(positions) < 2:
         return thickness
-    gaps = np.diff(positions)
-    median = float(np.median(gaps))
-    if median <= 0 or np.any(np.abs(gaps - median) > GAP_TOLERANCE * median):
+    gaps, median, even = even_gaps(positions)
+    if not even:
         raise DataError(f"slice gaps are inconsistent (from {gaps.min():g} to {gaps.max():g} mm); "
                         "missing or duplicated slices?", folder)
     return median

@@ -30,6 +30,18 @@ from benchmark.data.readers.dicom import (
     to_hu,
 )
 
+#: Relative tolerance on slice gaps; scanners write positions rounded to ~0.01 mm.
+GAP_TOLERANCE = 0.01
+
+
+def even_gaps(positions: list[float]) -> tuple[np.ndarray, float, bool]:
+    """The gaps between sorted slice positions, their median, and whether every gap is within
+    ``GAP_TOLERANCE`` of it: the one rule for "a missing or duplicated slice", which ``data
+    inspect`` refuses and the series index classes as irregular."""
+    gaps = np.diff(positions)
+    median = float(np.median(gaps))
+    return gaps, median, bool(median > 0 and np.all(np.abs(gaps - median) <= GAP_TOLERANCE * median))
+
 
 @dataclass(frozen=True)
 class FrameGeometry:

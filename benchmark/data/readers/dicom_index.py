@@ -41,13 +41,12 @@ from benchmark.data.readers.dicom_describe import (
     orientation_of,
     sop_class_of,
 )
-from benchmark.data.readers.dicom_frames import frame_geometry
+from benchmark.data.readers.dicom_frames import even_gaps, frame_geometry
 from benchmark.data.readers.failure import one_line
 
 INDEX_VERSION = 1  # part of the cache key: a new classification never reuses an old index
 CLASSES = ("axial-ct", "localizer", "derived", "non-image", "other-modality", "irregular")
 AXIAL_MIN_NORMAL_Z = 0.9  # |n_z| of the orientation normal: what dicom_describe also calls axial
-GAP_TOLERANCE = 0.01  # relative, as benchmark.data.inspect: positions are rounded to ~0.01 mm
 _DICOMDIR_SOP = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
 _SECONDARY_CAPTURE = "Secondary Capture"
 
@@ -55,8 +54,8 @@ _SECONDARY_CAPTURE = "Secondary Capture"
 def tree_listing(root: Path) -> dict[str, tuple[int, int]]:
     """Every file under ``root``: relative path -> (size, mtime_ns). One ``stat`` per file."""
     root = Path(root)
-    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    stats = {p: p.stat() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {p.relative_to(root).as_posix(): (st.st_size, st.st_mtime_ns) for p, st in stats.items()}
 
 
 def tree_key(listing: dict[str, tuple[int, int]]) -> str:
@@ -243,9 +242,8 @@ def _classify_geometry(facts: list[dict], frames: list[tuple[dict, dict]]):
         return "irregular", f"slices have different sizes {sorted({tuple(f['size']) for f in facts})}", \
             shown, None, None
     along = sorted(frames, key=lambda item: (float(np.dot(item[1]["position"], normal)), item[0]["path"]))
-    gaps = np.diff([float(np.dot(frame["position"], normal)) for _, frame in along])
-    median = float(np.median(gaps))
-    if median <= 0 or np.any(np.abs(gaps - median) > GAP_TOLERANCE * median):
+    gaps, median, even = even_gaps([float(np.dot(frame["position"], normal)) for _, frame in along])
+    if not even:
         return "irregular", (f"slice gaps along the normal are uneven (from {gaps.min():.4g} to {gaps.max():.4g} "
                              "mm): missing or duplicated slices?"), shown, None, None
     spacing = round(median, 4)
